@@ -1,0 +1,1 @@
+"""Metrics for generated and restored images: MNIST classifier scores, FID, PSNR/SSIM."""
