@@ -24,7 +24,6 @@ setup(
     package_dir={name: f"plugins/{name}" for name in PLUGINS},
     package_data={"zoo": ["metrics/weights/*"], **{name: ["weights/*"] for name in PLUGINS}},
     entry_points={
-        "console_scripts": ["zoo = zoo.cli.main:main"],
         "zoo.plugins": _plugin_entry_points(),
     },
     ext_modules=ext_modules,

@@ -1,6 +1,7 @@
 """zoo.load: build a registered architecture, load verified weights (shipped or the user's own), eval mode."""
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -48,6 +49,8 @@ def _read_user_weights(spec: ModelSpec, path: str | os.PathLike) -> tuple[dict[s
         model = meta.get("zoo.model")
         if model and model != spec.name:
             raise WeightsError(f"{path} holds weights for model {model!r}, not {spec.name!r}")
+        if "zoo.config" in meta:
+            config.update(json.loads(meta["zoo.config"]))
     return state, config
 
 

@@ -46,6 +46,7 @@ class ModelSpec:
     key_adapter: Callable[[dict], dict] | None = None
     infer_config: Callable[[dict], dict] | None = None
     recipe: Callable[..., Any] | None = None
+    evaluate: Callable[..., dict] | None = None
     description: str = ""
     plugin: str = ""  # filled in by the registry: the plugin that registered it
 
@@ -146,4 +147,5 @@ def model_card(name: str) -> dict[str, Any]:
         "scores": dict(spec.scores),
         "reproduce": spec.reproduce,
         "trainable": spec.recipe is not None,
+        "evaluable": spec.evaluate is not None,
     }
