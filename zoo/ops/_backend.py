@@ -1,0 +1,154 @@
+"""The one place that picks the ops backend: compiled extension (ahead of time or JIT) or the PyTorch reference.
+
+Request: use_backend(...) > ZOO_OPS_BACKEND > "auto". "cpp" demands the compiled kernels (error if they cannot serve
+the device), "reference" never loads them, "auto" uses them where they exist and otherwise falls back to the
+reference with exactly one warning per device type naming the reason. The extension is loaded (or built) once per
+process; a failure is remembered and never retried in the same process.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+import warnings
+from typing import Any, Iterator
+
+import torch
+
+from zoo.errors import ConfigError
+
+BACKENDS = ("auto", "cpp", "reference")
+ENV = "ZOO_OPS_BACKEND"
+
+
+class OpsFallbackWarning(UserWarning):
+    """The compiled ops are unavailable, so the slower PyTorch reference serves them."""
+
+
+_overrides: list[str] = []
+_lock = threading.RLock()
+_ext: dict[str, Any] = {"status": "not loaded", "origin": None, "path": None, "reason": None, "log": None}
+_warned: set[str] = set()
+
+
+def _validate(name: object, where: str) -> str:
+    """A backend name, normalised; anything else is a ConfigError naming where it came from."""
+    value = str(name).strip().lower()
+    if value not in BACKENDS:
+        raise ConfigError(f"{where} must be one of {', '.join(BACKENDS)}; got {name!r}")
+    return value
+
+
+def requested() -> tuple[str, str]:
+    """The requested backend and where the request came from."""
+    if _overrides:
+        return _overrides[-1], "use_backend()"
+    env = os.environ.get(ENV)
+    if env:
+        return _validate(env, ENV), f"environment {ENV}"
+    return "auto", "default"
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Serve the ops from `name` ("auto" | "cpp" | "reference") inside the with-block (nestable)."""
+    value = _validate(name, "use_backend(name)")
+    _overrides.append(value)
+    try:
+        yield
+    finally:
+        _overrides.pop()
+
+
+def load_extension() -> bool:
+    """Load the compiled ops once (ahead-of-time zoo._C, else a JIT build); True when they are available."""
+    with _lock:
+        if _ext["status"] != "not loaded":
+            return _ext["status"] == "loaded"
+        try:
+            try:
+                mod = importlib.import_module("zoo._C")
+                _ext.update(origin="ahead-of-time (setup.py)", path=getattr(mod, "__file__", None))
+            except ImportError as aot_error:
+                if os.environ.get("ZOO_OPS_NO_JIT"):
+                    raise RuntimeError(f"zoo._C is not built ({aot_error}) and ZOO_OPS_NO_JIT is set") from None
+                from zoo.ops import _build
+
+                _ext.update(origin="just-in-time (torch.utils.cpp_extension.load)", path=str(_build.build_and_load()))
+            from zoo.ops import _registration  # noqa: F401  (autograd + fake kernels for the loaded ops)
+
+            _ext["status"] = "loaded"
+        except Exception as exc:  # any failure means "fall back", with the reason recorded once
+            _ext.update(status="failed", reason=str(exc), log=str(getattr(exc, "log", None) or "") or None)
+        return _ext["status"] == "loaded"
+
+
+def _has_kernels(device_type: str) -> bool:
+    """Whether the loaded extension registered kernels for this device type."""
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
+    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key("zoo::instance_norm_act", key)
+
+
+def _why_not(device_type: str) -> str | None:
+    """None when the compiled ops serve this device type, else the reason they do not."""
+    if device_type not in ("cpu", "cuda"):
+        return f"no compiled kernels exist for device type {device_type!r}"
+    if not load_extension():
+        return f"the C++ extension is unavailable: {_ext['reason']}"
+    if not _has_kernels(device_type):
+        return f"the C++ extension was built without {device_type.upper()} kernels"
+    return None
+
+
+def _resolve(device_type: str) -> bool:
+    """True when the compiled ops serve `device_type` under the current request (warns/raises as specified)."""
+    name, source = requested()
+    if name == "reference":
+        return False
+    reason = _why_not(device_type)
+    if reason is None:
+        return True
+    if name == "cpp":
+        raise ConfigError(f"backend 'cpp' was requested ({source}) but cannot serve {device_type}: {reason}")
+    if device_type not in _warned:
+        _warned.add(device_type)
+        warnings.warn(f"zoo.ops: using the PyTorch reference on {device_type} because {reason}",
+                      OpsFallbackWarning, stacklevel=4)
+    return False
+
+
+def _resolve_constant(device_type: str) -> bool:
+    """_resolve, evaluated once at torch.compile trace time and baked into the graph as a constant."""
+    return _resolve(device_type)
+
+
+try:  # a compiled graph keeps the backend chosen when it was traced (no graph break, no guard)
+    _resolve_constant = torch._dynamo.assume_constant_result(_resolve_constant)
+except AttributeError:  # pragma: no cover - older torch
+    pass
+
+
+def use_cpp(device: torch.device) -> bool:
+    """Whether an op on `device` runs the compiled kernels (False: the reference)."""
+    if torch.compiler.is_compiling():
+        return _resolve_constant(device.type)
+    return _resolve(device.type)
+
+
+def backend_info() -> dict[str, Any]:
+    """Which backend serves each device type and why, plus the extension's load status (loads it if needed)."""
+    name, source = requested()
+    devices: dict[str, dict[str, str]] = {}
+    for device_type in ("cpu", "cuda"):
+        if name == "reference":
+            devices[device_type] = {"backend": "reference", "reason": f"reference requested ({source})"}
+            continue
+        reason = _why_not(device_type)
+        if reason is None:
+            devices[device_type] = {"backend": "cpp", "reason": f"compiled kernels, {_ext['origin']}"}
+        else:
+            devices[device_type] = {"backend": "reference" if name == "auto" else "unavailable", "reason": reason}
+        if device_type == "cuda" and not torch.cuda.is_available():
+            devices[device_type]["reason"] += " (no CUDA device is available in this process)"
+    return {"requested": name, "requested_by": source, "extension": dict(_ext), "devices": devices}

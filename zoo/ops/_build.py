@@ -1,0 +1,171 @@
+"""Just-in-time build of the C++/CUDA ops with torch.utils.cpp_extension, safe against interrupted builds.
+
+The build directory is keyed by a hash of the sources, the flags and the torch/CUDA/Python versions, so an upgrade
+never loads a stale binary. A lock file next to it (pid, host, heartbeat) serialises builders; a lock whose owner is
+dead, or whose heartbeat is older than ZOO_OPS_LOCK_TIMEOUT seconds, is taken over and the half-built directory is
+wiped. A failed build leaves a FAILED marker with the log path, so later processes do not retry it.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from zoo.paths import zoo_home
+
+CXX_FLAGS = ["-O3", "-fopenmp", "-fno-math-errno"]
+LD_FLAGS = ["-fopenmp"]
+HEARTBEAT_S = 5.0
+
+
+class BuildError(RuntimeError):
+    """The extension could not be built; `log` is the path of the build log (if one was written)."""
+
+    def __init__(self, reason: str, log: Path | None = None):
+        super().__init__(reason + (f" (build log: {log})" if log else ""))
+        self.reason, self.log = reason, log
+
+
+def source_dir() -> Path:
+    """The C++/CUDA sources: shipped inside the package (wheel installs) or csrc/ of the source tree."""
+    for candidate in (Path(__file__).parent / "csrc", Path(__file__).resolve().parents[2] / "csrc"):
+        if (candidate / "ops.cpp").exists():
+            return candidate
+    raise BuildError("the C++ sources (csrc/) are not shipped with this installation")
+
+
+def build_key(sources: list[Path], flags: list[str]) -> str:
+    """Hash of everything that determines the binary: sources (and headers), flags, torch/CUDA/Python versions."""
+    h = hashlib.sha256()
+    for path in sorted(source_dir().glob("*")):
+        if path.suffix in (".cpp", ".cu", ".h", ".cuh"):
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(json.dumps([[p.name for p in sources], flags, torch.__version__, str(torch.version.cuda),
+                         sys.version, platform.machine()]).encode())
+    return h.hexdigest()[:16]
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock_is_stale(lock: Path, timeout: float) -> str | None:
+    """Why the lock's owner is gone (dead pid, or no heartbeat for `timeout` s), or None while it is alive."""
+    try:
+        age = time.time() - lock.stat().st_mtime
+        owner = json.loads(lock.read_text() or "{}")
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError):
+        owner = {}
+    if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
+        if not _pid_alive(owner["pid"]):
+            return f"owner pid {owner['pid']} is dead"
+    if age > timeout:
+        return f"no heartbeat for {age:.0f} s (timeout {timeout:.0f} s)"
+    return None
+
+
+@contextlib.contextmanager
+def build_lock(lock: Path, build_dir: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold `lock` exclusively (with a heartbeat); take over a stale one and wipe its half-built `build_dir`."""
+    timeout = float(os.environ.get("ZOO_OPS_LOCK_TIMEOUT", 300)) if timeout is None else timeout
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            reason = _lock_is_stale(lock, timeout)
+            if reason is None:
+                time.sleep(0.5)
+                continue
+            grave = lock.with_name(f"{lock.name}.stale.{os.getpid()}")
+            try:
+                os.rename(lock, grave)  # only one process wins the takeover
+            except FileNotFoundError:
+                continue
+            grave.unlink(missing_ok=True)
+            shutil.rmtree(build_dir, ignore_errors=True)
+            print(f"zoo.ops: took over a stale build lock ({reason}); rebuilding {build_dir}", file=sys.stderr)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}, f)
+        break
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                os.utime(lock)
+
+    thread = threading.Thread(target=beat, name="zoo-ops-build-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        lock.unlink(missing_ok=True)
+
+
+def build_and_load(verbose: bool = False) -> Path:
+    """Build (or reuse) the JIT extension and load its ops into this process; returns the build directory."""
+    from torch.utils import cpp_extension
+
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        raise BuildError(f"no C++ compiler found ({os.environ.get('CXX', 'c++')!r} is not on PATH)")
+    if not cpp_extension.is_ninja_available():
+        raise BuildError("ninja is not installed (pip install ninja)")
+    src = source_dir()
+    sources = sorted(src.glob("*.cpp"))
+    cuda_flags: list[str] = []
+    if torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None:
+        sources += sorted(src.glob("*.cu"))
+        cuda_flags = ["-O3", "--use_fast_math", "-DWITH_CUDA"]
+    cflags = CXX_FLAGS + (["-DWITH_CUDA"] if cuda_flags else [])
+    key = build_key(sources, cflags + cuda_flags + LD_FLAGS)
+    root = zoo_home() / "ops"
+    build_dir = root / f"zoo_ops-{key}"
+    failed = build_dir / "FAILED"
+    with build_lock(root / f"zoo_ops-{key}.lock", build_dir):
+        if failed.exists():
+            raise BuildError(f"an earlier build of these sources failed; delete {build_dir} to retry",
+                             build_dir / "build.log")
+        build_dir.mkdir(parents=True, exist_ok=True)
+        (build_dir / "lock").unlink(missing_ok=True)  # torch's own baton, orphaned if a build was killed
+        try:
+            cpp_extension.load(
+                name=f"zoo_ops_{key}",
+                sources=[str(s) for s in sources],
+                extra_cflags=cflags,
+                extra_cuda_cflags=cuda_flags,
+                extra_ldflags=LD_FLAGS,
+                extra_include_paths=[str(src)],
+                build_directory=str(build_dir),
+                is_python_module=False,
+                verbose=verbose,
+            )
+        except Exception as exc:  # compiler errors arrive as RuntimeError carrying the compiler output
+            log = build_dir / "build.log"
+            log.write_text(f"{type(exc).__name__}: {exc}\n")
+            failed.write_text(str(log) + "\n")
+            raise BuildError(f"building the C++ ops failed: {str(exc).splitlines()[0][:200]}", log) from exc
+    return build_dir
