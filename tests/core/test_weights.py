@@ -1,0 +1,191 @@
+"""Weight files: reproducible safetensors + sha sidecar, verified reads, weights_only .pth, package/cache/URL."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo.errors import WeightsError
+from zoo.paths import weights_cache
+from zoo.weights import read_metadata, read_state_dict, resolve, save_weights, sha256_file
+
+
+class Smuggled:
+    """A custom class: pickling it into a .pth must not get it loaded (weights_only=True)."""
+
+    def __init__(self) -> None:
+        self.payload = "arbitrary code could run here"
+
+
+def _state(seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"b.weight": torch.randn(3, 2, generator=g), "a.bias": torch.randn(3, generator=g),
+            "steps": torch.tensor(7)}
+
+
+def test_save_weights_writes_sha_sidecar_and_reproducible_bytes(tmp_path):
+    state = _state()
+    sha = save_weights(tmp_path / "w.safetensors", state, {"zoo.model": "m", "k": 1})
+    assert sha == sha256_file(tmp_path / "w.safetensors")
+    assert (tmp_path / "w.safetensors.sha256").read_text() == f"{sha}  w.safetensors\n"
+    # same content in another key order, another metadata order -> the same bytes
+    reordered = dict(reversed(list(state.items())))
+    sha2 = save_weights(tmp_path / "w2.safetensors", reordered, {"k": 1, "zoo.model": "m"})
+    assert sha2 == sha
+    assert (tmp_path / "w.safetensors").read_bytes() == (tmp_path / "w2.safetensors").read_bytes()
+    back = read_state_dict(tmp_path / "w.safetensors", sha256=sha)
+    assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)
+    assert read_metadata(tmp_path / "w.safetensors") == {"zoo.model": "m", "k": "1"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "w.safetensors", "w.safetensors.sha256", "w2.safetensors", "w2.safetensors.sha256"]  # no temp files
+
+
+def test_sha_mismatch_names_file_and_both_hashes(tmp_path):
+    path = tmp_path / "w.safetensors"
+    good = save_weights(path, _state(0))
+    other = save_weights(tmp_path / "x.safetensors", _state(1))
+    with pytest.raises(WeightsError) as exc:
+        read_state_dict(path, sha256=other)
+    msg = str(exc.value)
+    assert str(path) in msg and good in msg and other in msg
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "w.safetensors"
+    sha = save_weights(path, _state())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 10])
+    truncated_sha = hashlib.sha256(data[: len(data) - 10]).hexdigest()
+    with pytest.raises(WeightsError) as exc:
+        read_state_dict(path, sha256=sha)
+    assert str(path) in str(exc.value) and sha in str(exc.value) and truncated_sha in str(exc.value)
+    with pytest.raises(WeightsError, match="is not a readable safetensors file"):
+        read_state_dict(path)  # without an expected hash the reader itself refuses it
+    path.write_bytes(data[:5])
+    with pytest.raises(WeightsError, match=str(path)):
+        read_state_dict(path)
+
+
+def test_pth_is_read_with_weights_only(tmp_path):
+    state = _state()
+    torch.save(state, tmp_path / "ok.pth")
+    back = read_state_dict(tmp_path / "ok.pth")
+    assert all(torch.equal(back[k], state[k]) for k in state)
+    torch.save({"w": torch.ones(1), "evil": Smuggled()}, tmp_path / "evil.pth")
+    with pytest.raises(WeightsError, match=r"weights_only=True"):
+        read_state_dict(tmp_path / "evil.pth")
+    torch.save(torch.ones(3), tmp_path / "tensor.pt")
+    with pytest.raises(WeightsError, match="expected a state dict"):
+        read_state_dict(tmp_path / "tensor.pt")
+
+
+def test_missing_and_unsupported_files(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        read_state_dict(tmp_path / "nope.safetensors")
+    (tmp_path / "w.npz").write_bytes(b"x")
+    with pytest.raises(WeightsError, match=r"expected \.safetensors or \.pth"):
+        read_state_dict(tmp_path / "w.npz")
+
+
+def test_resolve_prefers_package_data(tmp_path, monkeypatch):
+    pkg = tmp_path / "zz_weights_pkg"
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    sha = save_weights(pkg / "weights" / "p.safetensors", _state())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    wf = zoo.WeightsFile("p.safetensors", sha, package="zz_weights_pkg", url="http://127.0.0.1:9/never")
+    assert resolve(wf) == pkg / "weights" / "p.safetensors"
+    missing = zoo.WeightsFile("q.safetensors", sha, package="zz_weights_pkg")
+    with pytest.raises(WeightsError, match="not in package 'zz_weights_pkg'"):
+        resolve(missing)
+
+
+def test_resolve_uses_cache_under_hash_bearing_name(tmp_path):
+    sha = save_weights(tmp_path / "c.safetensors", _state())
+    wf = zoo.WeightsFile("c.safetensors", sha, url="http://127.0.0.1:9/unreachable")  # port 9: nothing listens
+    cached = weights_cache() / f"c-{sha[:12]}.safetensors"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes((tmp_path / "c.safetensors").read_bytes())
+    assert resolve(wf) == cached
+    assert str(weights_cache()).startswith(str(zoo.paths.zoo_home()))
+
+
+class _Server:
+    """A real HTTP server on 127.0.0.1 serving a folder, counting requests."""
+
+    def __init__(self, folder: Path) -> None:
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=str(folder), **kw)
+
+            def do_GET(self):  # noqa: N802
+                outer.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "_Server":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    folder = tmp_path / "srv"
+    folder.mkdir()
+    sha = save_weights(folder / "d.safetensors", _state())
+    with _Server(folder) as server:
+        yield server, sha
+
+
+def test_download_into_cache_atomically_and_once(served):
+    server, sha = served
+    wf = zoo.WeightsFile("d.safetensors", sha, url=f"{server.url}/d.safetensors")
+    path = resolve(wf)
+    assert path == weights_cache() / f"d-{sha[:12]}.safetensors"
+    assert sha256_file(path) == sha
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp file left
+    assert resolve(wf) == path and server.requests == ["/d.safetensors"]  # second resolve: from the cache
+    model_state = zoo.weights.load_weights_file(wf)
+    assert torch.equal(model_state["b.weight"], _state()["b.weight"])
+
+
+def test_wrong_sha_download_leaves_nothing_in_cache(served):
+    server, sha = served
+    wrong = "f" * 64
+    wf = zoo.WeightsFile("d.safetensors", wrong, url=f"{server.url}/d.safetensors")
+    with pytest.raises(WeightsError) as exc:
+        resolve(wf)
+    assert sha in str(exc.value) and wrong in str(exc.value) and "d.safetensors" in str(exc.value)
+    cache = weights_cache()
+    assert not cache.exists() or list(cache.iterdir()) == []
+    assert server.requests == ["/d.safetensors"]
+
+
+def test_download_errors(served):
+    server, sha = served
+    wf = zoo.WeightsFile("gone.safetensors", sha, url=f"{server.url}/gone.safetensors")
+    with pytest.raises(WeightsError, match="cannot download weights from .*gone.safetensors.*404"):
+        resolve(wf)
+    with pytest.raises(WeightsError, match="downloading is off"):
+        resolve(zoo.WeightsFile("d.safetensors", sha, url=f"{server.url}/d.safetensors"), download=False)
+    assert server.requests == ["/gone.safetensors"]
+    cache = weights_cache()
+    assert not cache.exists() or list(cache.iterdir()) == []
