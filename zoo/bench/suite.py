@@ -1,0 +1,150 @@
+"""Run the whole benchmark (bandwidth, op cases, models) and return one JSON-ready report."""
+from __future__ import annotations
+
+import datetime
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from zoo.bench import bandwidth, machine
+from zoo.bench.cases import VARIANTS, CaseInputs, OpCase, fused_unavailable_reason, make_variants, op_cases
+from zoo.bench.models import KINDS, bench_model, trainable_models
+from zoo.bench.report import SCHEMA
+from zoo.bench.targets import evaluate, row_checks
+from zoo.bench.timing import measure
+
+
+@dataclass
+class Config:
+    """What to run and how long to sample. `quick` picks a small subset and fewer rounds."""
+
+    quick: bool = False
+    rounds: int = 0  # 0: 5 quick, 15 full
+    sample_s: float = 0.0  # 0: 0.01 quick, 0.02 full
+    shapes: list[tuple[int, ...]] | None = None
+    variants: tuple[str, ...] = VARIANTS
+    models: bool = True
+    model_batch: int = 4
+    steady_alloc: bool = True
+    only: str = ""  # substring filter on case keys / model names
+    command: str = ""
+    devices: list[str] = field(default_factory=lambda: ["cpu", "cuda"])
+
+    def __post_init__(self) -> None:
+        self.rounds = self.rounds or (5 if self.quick else 15)
+        self.sample_s = self.sample_s or (0.01 if self.quick else 0.02)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_op_case(case: OpCase, cfg: Config, copy: dict, same_size_copy: dict | None) -> list[dict]:
+    """Measure the variants of one case side by side; one row per variant (unavailable ones carry their reason)."""
+    base = {"key": case.key, "op": case.op, "mode": case.mode, "shape": list(case.shape), "shape_str": case.shape_str,
+            "layout": case.layout, "device": case.device}
+    inputs = CaseInputs(case)
+    variants, unavailable, setup_s = make_variants(case, inputs, include=cfg.variants)
+    timings = measure(variants, rounds=cfg.rounds, sample_s=cfg.sample_s, device=case.device) if variants else {}
+    nbytes = bandwidth.ideal_bytes(case.op, case.mode, case.shape)
+    rows = []
+    for name in cfg.variants:
+        row = {**base, "variant": name}
+        if name in unavailable:
+            row.update(status="not available", reason=unavailable[name])
+        else:
+            s = timings[name].summary()
+            gbs = bandwidth.gb_per_s(nbytes, s["median_ms"] / 1e3)
+            row.update(status="ok", **s, bytes=nbytes, gbs=gbs, pct_copy=100 * gbs / copy["gbs"])
+            if same_size_copy is not None:
+                row["pct_same_size_copy"] = 100 * gbs / same_size_copy["gbs"]
+            if name in setup_s:
+                row["compile_s"] = setup_s[name]
+        rows.append(row)
+    _add_speedups(rows)
+    for row in rows:
+        checks = row_checks(row)
+        if checks:
+            row["targets"] = {t.name: met for t, met in checks}
+    return rows
+
+
+def _add_speedups(rows: list[dict]) -> None:
+    """speedup_eager / speedup_compile = baseline median / this median, within one case."""
+    med = {r["variant"]: r["median_ms"] for r in rows if r["status"] == "ok"}
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        for base, key in (("eager", "speedup_eager"), ("compile", "speedup_compile")):
+            if base in med:
+                r[key] = med[base] / r["median_ms"]
+
+
+def _no_gpu_rows(cases: list[OpCase]) -> list[dict]:
+    """Placeholder rows for the CUDA half of the matrix on a machine without a GPU (one per op and mode)."""
+    seen, rows = set(), []
+    for c in cases:
+        if (c.op, c.mode) in seen:
+            continue
+        seen.add((c.op, c.mode))
+        rows.append({"key": f"{c.op} {c.mode} all shapes cuda", "op": c.op, "mode": c.mode, "shape": [],
+                     "shape_str": "all", "layout": "all", "device": "cuda", "variant": "all", "status": "no GPU",
+                     "reason": "torch.cuda.is_available() is False"})
+    return rows
+
+
+def run(cfg: Config, progress: Callable[[str], None] = _log) -> dict:
+    """Run the configured benchmark and return the report (see `report.render_markdown` for its table)."""
+    t_start = time.perf_counter()
+    steady = machine.hold_allocations_steady() if cfg.steady_alloc else False
+    report: dict = {
+        "schema": SCHEMA,
+        "command": cfg.command,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes] if cfg.shapes else None},
+        "machine": machine.describe(),
+        "steady_allocations": steady,
+        "bandwidth": {},
+        "ops": [],
+        "models": [],
+    }
+    devices = [d for d in cfg.devices if d == "cpu" or torch.cuda.is_available()]
+    shapes = tuple(tuple(s) for s in cfg.shapes) if cfg.shapes else None
+    for device in devices:
+        copy = bandwidth.copy_bandwidth(device=device, rounds=5 if cfg.quick else 9)
+        report["bandwidth"][device] = {"copy": copy, "same_size_copy": {}}
+        progress(f"[bench] {device} copy bandwidth: {copy['gbs']:.1f} GB/s ({copy['bytes'] >> 20} MiB copy_)")
+        cases = [c for c in op_cases(quick=cfg.quick, shapes=shapes, device=device) if cfg.only in c.key]
+        for i, case in enumerate(cases):
+            numel_bytes = 4 * int(torch.Size(case.shape).numel())
+            same = report["bandwidth"][device]["same_size_copy"].get(case.shape_str)
+            if same is None:
+                same = bandwidth.copy_bandwidth(numel_bytes, device=device, rounds=cfg.rounds, sample_s=cfg.sample_s)
+                report["bandwidth"][device]["same_size_copy"][case.shape_str] = same
+            rows = run_op_case(case, cfg, copy, same)
+            report["ops"].extend(rows)
+            progress(f"[bench] {i + 1}/{len(cases)} {case.key}: " + ", ".join(
+                f"{r['variant']} {r['median_ms']:.3f} ms" if r["status"] == "ok" else f"{r['variant']} n/a"
+                for r in rows))
+    if "cuda" in cfg.devices and not torch.cuda.is_available():
+        report["ops"].extend(_no_gpu_rows(op_cases(quick=cfg.quick, shapes=shapes)))
+    if cfg.models:
+        reason = fused_unavailable_reason("cpu")
+        for name in trainable_models():
+            if cfg.only and cfg.only not in name:
+                continue
+            for kind in KINDS:
+                row = bench_model(name, kind, batch=cfg.model_batch, rounds=max(3, cfg.rounds // 3),
+                                  sample_s=cfg.sample_s, fused_reason=reason)
+                report["models"].append(row)
+                progress(f"[bench] model {name} {kind}: " + (
+                    f"reference {row['reference_ms']:.1f} ms" + (f", cpp {row['cpp_ms']:.1f} ms"
+                                                                 if "cpp_ms" in row else ", cpp n/a")
+                    if row["status"] == "ok" else f"error: {row['reason']}"))
+    report["targets"] = evaluate(report["ops"])
+    report["machine_after"] = {"load_average": machine.load_average(), "busy_processes": machine.busy_processes()}
+    report["duration_s"] = time.perf_counter() - t_start
+    return report
