@@ -30,13 +30,26 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _sorted_metadata(data: bytes) -> bytes:
+    """Rewrite a safetensors header with its metadata keys sorted: safetensors writes them in hash-map order, which
+    changes from run to run, and equal weights must give equal bytes (and sha256)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    if meta:
+        header = {"__metadata__": dict(sorted(meta.items())), **header}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + n:]
+
+
 def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor],
                  metadata: Mapping[str, str] | None = None) -> str:
     """Write a safetensors file atomically (keys sorted, so equal weights give equal bytes) plus a `.sha256`
     sidecar; returns the sha256."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in sorted(state_dict.items())}
     meta = {str(k): str(v) for k, v in sorted((metadata or {}).items())}
-    data = save(tensors, metadata=meta)
+    data = _sorted_metadata(save(tensors, metadata=meta))
     path = Path(path)
     with atomic_write(path) as f:
         f.write(data)

@@ -45,6 +45,20 @@ def test_save_weights_writes_sha_sidecar_and_reproducible_bytes(tmp_path):
         "w.safetensors", "w.safetensors.sha256", "w2.safetensors", "w2.safetensors.sha256"]  # no temp files
 
 
+def test_metadata_order_does_not_change_the_bytes(tmp_path):
+    """safetensors writes metadata in (random) hash-map order; save_weights must still be reproducible."""
+    meta = {f"zoo.key{i}": f"value {i} é" for i in range(8)}
+    digests = {save_weights(tmp_path / "m.safetensors", _state(), dict(reversed(list(meta.items())) if i % 2
+                                                                       else meta.items())) for i in range(20)}
+    assert len(digests) == 1
+    assert list(read_metadata(tmp_path / "m.safetensors")) == sorted(meta)
+    assert read_metadata(tmp_path / "m.safetensors") == meta
+    back = read_state_dict(tmp_path / "m.safetensors", sha256=digests.pop())
+    assert all(torch.equal(back[k], v) for k, v in _state().items())
+    header_len = int.from_bytes((tmp_path / "m.safetensors").read_bytes()[:8], "little")
+    assert header_len % 8 == 0  # the rewritten header keeps safetensors' 8-byte alignment
+
+
 def test_sha_mismatch_names_file_and_both_hashes(tmp_path):
     path = tmp_path / "w.safetensors"
     good = save_weights(path, _state(0))
