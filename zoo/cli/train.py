@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from zoo.registry import get_spec
 from zoo.train import export_run, options_parser, run_training
@@ -21,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     if args.name is None:
-        print("usage: zoo train NAME [options]   (zoo train NAME --help lists the options of NAME's recipe)")
+        print("usage: zoo train NAME [options]   (zoo train NAME --help lists the options of NAME's recipe)",
+              file=sys.stdout if args.help else sys.stderr)
         return 0 if args.help else 2
     if args.help or "-h" in args.train_args or "--help" in args.train_args:
         options_parser(get_spec(args.name)).print_help()
