@@ -7,11 +7,14 @@ import warnings
 
 import pytest
 import torch
+from PIL import Image
 
 import zoo
 import zoo.plugins
+from zoo.cli.main import main
 from zoo.errors import DuplicateModelError, PluginError, UnknownModelError
 from zoo.plugins import ZooPluginWarning
+from zoo.weights import save_weights
 
 from .conftest import subprocess_env
 
@@ -128,6 +131,21 @@ def test_readme_plugin_example_works_when_installed(use_plugins):
     images = model.sample(4, seed=0)
     assert images.shape == (4, 1, 8, 8) and images.min() >= -1 and images.max() <= 1
     assert torch.equal(images, model.sample(4, seed=0))
+
+
+def test_readme_plugin_commands(use_plugins, tmp_path, capsys, monkeypatch):
+    """What the README promises after installing the example: `zoo list` shows it, `zoo generate --weights` works."""
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    use_plugins("readme")
+    assert main(["list", "tiny-*"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["tiny-gan", "generation", "-", "-", "one", "linear",
+                                                               "layer"]
+    save_weights(tmp_path / "my.safetensors", zoo.load("tiny-gan", pretrained=False).state_dict())
+    out = tmp_path / "grid.png"
+    weights = str(tmp_path / "my.safetensors")
+    assert main(["generate", "tiny-gan", "-n", "16", "-o", str(out), "--weights", weights]) == 0
+    with Image.open(out) as im:
+        assert im.size == (4 * 10 + 2, 4 * 10 + 2)  # 16 images of 8x8, 4 per row
 
 
 def test_zoo_plugins_cli_lists_installed_plugins(plugin_targets, tmp_path):

@@ -203,3 +203,34 @@ def test_download_errors(served):
     assert server.requests == ["/gone.safetensors"]
     cache = weights_cache()
     assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_truncated_download_is_refused_and_not_cached(tmp_path):
+    """A server that drops the connection half-way: the partial file fails the sha check and is not kept."""
+    data = (tmp_path / "full.bin")
+    sha = save_weights(data, _state())
+    payload = data.read_bytes()
+
+    class Dropping(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload[: len(payload) // 2])
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Dropping)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/w.safetensors"
+        with pytest.raises(WeightsError, match=f"expected {sha}"):
+            resolve(zoo.WeightsFile("w.safetensors", sha, url=url))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    cache = weights_cache()
+    assert not cache.exists() or list(cache.iterdir()) == []
