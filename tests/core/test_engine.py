@@ -239,3 +239,15 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(toy, tmp_path, monkey
 def test_options_dataclass_fields_are_all_flags(toy):
     parser_flags = {a.dest for a in zoo.train.options_parser(toy)._actions if a.dest != "help"}
     assert parser_flags == {f.name for f in dataclasses.fields(TinyOptions)}
+
+
+def test_python_api_resume_keeps_the_saved_options(toy, tmp_path):
+    """run_training(name, resume=True, ...) continues with the run's own options, like `zoo train --resume`."""
+    full, split = tmp_path / "full", tmp_path / "split"
+    run_training("tiny-gen", out=str(full), epochs=2, lr=0.01, seed=3, noise_scale=0.5)
+    run_training("tiny-gen", out=str(split), epochs=1, lr=0.01, seed=3, noise_scale=0.5)
+    run_training("tiny-gen", out=str(split), epochs=2, resume=True)
+    a, b = load_checkpoint(full), load_checkpoint(split)
+    assert (b["options"]["lr"], b["options"]["seed"], b["options"]["noise_scale"]) == (0.01, 3, 0.5)
+    _same(a["modules"], b["modules"])
+    _same(a["optimizers"], b["optimizers"])

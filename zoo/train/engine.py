@@ -218,10 +218,9 @@ class Trainer:
 def run_training(name: str, opts: TrainOptions | Sequence[str] | None = None, **values: Any) -> Path:
     """Train model `name` with options (a TrainOptions, CLI-style flags, or keyword values); returns the run dir."""
     spec = get_spec(name)
-    if opts is None:
-        opts = make_options(spec, **values)
-    elif not isinstance(opts, TrainOptions):
-        opts, given = parse_options(spec, opts)
+    if not isinstance(opts, TrainOptions):
+        # a resumed run keeps its saved options; only what is given explicitly (e.g. more --epochs) changes
+        opts, given = (make_options(spec, **values), values) if opts is None else parse_options(spec, opts)
         if opts.resume and (Path(opts.out) / CHECKPOINT).exists():
             saved = load_checkpoint(opts.out)["options"]
             opts = make_options(spec, **{**saved, **given})
