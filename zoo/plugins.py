@@ -10,7 +10,7 @@ from typing import Callable
 
 import pluggy
 
-from zoo.errors import DuplicateModelError, PluginError
+from zoo.errors import ConfigError, PluginError
 from zoo.registry import ModelSpec, Registry
 
 GROUP = "zoo.plugins"
@@ -72,21 +72,21 @@ def _load() -> tuple[Registry, list[PluginInfo]]:
             _skip(info, "failed to import", exc)
             continue
         staged: list[ModelSpec] = []
+
+        def register(spec: ModelSpec, _staged: list[ModelSpec] = staged) -> None:
+            if not isinstance(spec, ModelSpec):  # raised inside the hook: the plugin is skipped as a whole
+                raise ConfigError(f"register() takes a zoo.ModelSpec, got {type(spec).__name__}")
+            _staged.append(spec)
+
         try:
             pm.subset_hook_caller("register_models", remove_plugins=[p for p in pm.get_plugins() if p is not module])(
-                register=staged.append
+                register=register
             )
         except Exception as exc:
             _skip(info, "raised in register_models", exc)
             continue
         for spec in staged:
-            try:
-                registry.add(spec, ep.name)
-            except DuplicateModelError:
-                raise
-            except Exception as exc:
-                _skip(info, f"registered an invalid model {getattr(spec, 'name', spec)!r}", exc)
-                break
+            registry.add(spec, ep.name)  # only a duplicate name can fail here, and that is an error for everyone
             info.models.append(spec.name)
     return registry, infos
 

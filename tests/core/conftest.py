@@ -22,7 +22,7 @@ FIXTURE_MODULES = ("zoo_fixture_", "my_zoo_plugin")
 #: target name -> the fixture package directories installed into it (one pip call per target)
 TARGETS = {
     "good": ["good"],
-    "broken_import": ["broken_import"],
+    "broken_import": ["broken_import", "registers_dict"],
     "broken_hook": ["broken_hook"],
     "dup": ["dup_a", "dup_b"],
     "toytrain": ["toytrain"],

@@ -92,6 +92,12 @@ def test_broken_plugins_are_skipped_with_one_warning_each(use_plugins):
     # a hook that raised half-way registers nothing
     with pytest.raises(UnknownModelError):
         zoo.get_spec("fixture-half-registered")
+    # nor does a plugin that registered something that is not a ModelSpec
+    bad = _plugin_warnings(record, "fixture_registers_dict")
+    assert len(bad) == 1 and "register() takes a zoo.ModelSpec, got dict" in bad[0], bad
+    assert _info("fixture_registers_dict").models == []
+    with pytest.raises(UnknownModelError):
+        zoo.get_spec("fixture-before-dict")
     assert _info("fixture_broken_hook").models == []
     assert "RuntimeError" in _info("fixture_broken_import").error
     assert zoo.load("fixture-good-a").fc.out_features == 4
@@ -108,8 +114,10 @@ def test_strict_mode_raises(use_plugins, monkeypatch, target, message):
         zoo.list_models()
     monkeypatch.setenv("ZOO_STRICT_PLUGINS", "0")
     zoo.plugins.reload()
-    with pytest.warns(ZooPluginWarning, match=message):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         assert zoo.list_models("fixture-*") == ["fixture-good-a", "fixture-good-b"]
+    assert [w for w in record if w.category is ZooPluginWarning and message in str(w.message)]
 
 
 def test_duplicate_names_are_an_error_naming_both_plugins(use_plugins):
