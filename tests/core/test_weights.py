@@ -14,6 +14,8 @@ from zoo.errors import WeightsError
 from zoo.paths import weights_cache
 from zoo.weights import read_metadata, read_state_dict, resolve, save_weights, sha256_file
 
+from .toy import tiny_spec
+
 
 class Smuggled:
     """A custom class: pickling it into a .pth must not get it loaded (weights_only=True)."""
@@ -134,6 +136,7 @@ class _Server:
 
     def __init__(self, folder: Path) -> None:
         self.requests: list[str] = []
+        self.folder = folder
         outer = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -179,6 +182,23 @@ def test_download_into_cache_atomically_and_once(served):
     assert resolve(wf) == path and server.requests == ["/d.safetensors"]  # second resolve: from the cache
     model_state = zoo.weights.load_weights_file(wf)
     assert torch.equal(model_state["b.weight"], _state()["b.weight"])
+
+
+def test_zoo_load_downloads_a_url_spec(served, register_spec):
+    server, _ = served
+    module_state = {"net.0.weight": torch.ones(8, 3), "net.0.bias": torch.zeros(8),
+                    "net.2.weight": torch.full((16, 8), 0.5), "net.2.bias": torch.zeros(16)}
+    save_weights(Path(server.folder) / "tiny.safetensors", module_state)
+    tiny_sha = sha256_file(Path(server.folder) / "tiny.safetensors")
+    register_spec(tiny_spec("zz-remote-tiny", weights=zoo.WeightsFile("tiny.safetensors", tiny_sha,
+                                                                       url=f"{server.url}/tiny.safetensors")))
+    assert zoo.model_card("zz-remote-tiny")["weights"]["size"] is None  # not downloaded yet
+    model = zoo.load("zz-remote-tiny")
+    assert torch.equal(model.net[2].weight, torch.full((16, 8), 0.5))
+    assert zoo.model_card("zz-remote-tiny")["weights"]["size"] == (Path(server.folder) / "tiny.safetensors").stat(
+        ).st_size
+    zoo.load("zz-remote-tiny")
+    assert server.requests == ["/tiny.safetensors"]
 
 
 def test_wrong_sha_download_leaves_nothing_in_cache(served):
