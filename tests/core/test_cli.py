@@ -119,12 +119,13 @@ def test_generate_writes_a_grid_from_the_given_weights(toy, weights, tmp_path, c
     (["train", "tiny-sr"], "'tiny-sr' has no training recipe"),
     (["train", "tiny-gen", "--epochs", "0", "--out", "{tmp}/run"], "--epochs must be >= 1, got 0"),
     (["export", "{tmp}", "-o", "{tmp}/x.safetensors"], "holds no checkpoint.pt"),
+    (["export", "{tmp}", "-o", "{tmp}/x.pth"], "name the output *.safetensors, got '{tmp}/x.pth'"),
 ])
 def test_user_mistakes_exit_2_with_one_line(toy, weights, tmp_path, capsys, argv, message):
     argv = [a.format(tmp=tmp_path, w=weights[0]) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("zoo: error: ") and err.count("\n") == 1 and message in err, err
+    assert err.startswith("zoo: error: ") and err.count("\n") == 1 and message.format(tmp=tmp_path) in err, err
     assert not (tmp_path / "g.png").exists()
 
 

@@ -232,6 +232,8 @@ def run_training(name: str, opts: TrainOptions | Sequence[str] | None = None, **
 
 def export_run(run_dir: str | Path, out: str | Path, *, half: bool = False) -> tuple[Path, str]:
     """Write the exported module of a run's last checkpoint as safetensors (+ .sha256); returns (path, sha256)."""
+    if Path(out).suffix.lower() != ".safetensors":
+        raise ConfigError(f"export writes safetensors: name the output *.safetensors, got {str(out)!r}")
     ckpt = load_checkpoint(run_dir)
     state = ckpt["export"]["state"]
     if half:
