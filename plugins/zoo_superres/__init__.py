@@ -10,6 +10,7 @@ import zoo
 
 from .adapters import adapt_esrgan, adapt_generic, infer_esrgan_config, infer_espcn_config, infer_srresnet_config
 from .networks import build_espcn, build_rrdbnet, build_srresnet
+from .recipes import ESPCNRecipe, ESRGANRecipe, PixelRecipe, SRGANRecipe
 
 _CONTRACT = ("forward(x): x float (N,C,H,W) in [0,1], C = in_channels (1 or 3) -> (N,C,H*scale,W*scale), "
              "clamped to [0,1] by zoo.tasks.superres; H, W multiples of size_multiple")
@@ -23,15 +24,6 @@ def _shipped(stem: str) -> tuple[zoo.WeightsFile | None, dict[str, Any]]:
     card = json.loads(card_path.read_text())
     wf = zoo.WeightsFile(filename=card["filename"], sha256=card["sha256"], package=__name__, size=card.get("size"))
     return wf, card
-
-
-def _recipe(kind: str):
-    """Recipe class for `zoo train` (imported lazily: zoo.train is only needed for training)."""
-    def get():
-        from . import recipes
-
-        return getattr(recipes, kind)
-    return get
 
 
 def _espcn_specs() -> list[zoo.ModelSpec]:
@@ -48,7 +40,7 @@ def _espcn_specs() -> list[zoo.ModelSpec]:
                   "Convolutional Neural Network (arXiv:1609.05158)",
             training_data=card.get("training_data", ""), contract=_CONTRACT, reproduce=card.get("reproduce", ""),
             scores=card.get("scores", {}), key_adapter=adapt_generic, infer_config=infer_espcn_config,
-            recipe=_recipe("ESPCNRecipe"),
+            recipe=ESPCNRecipe,
             description=f"Small fast x{scale} upscaler" + (" (trained here; weights shipped)" if wf else
                                                           " (architecture only; train it with `zoo train`)"),
         ))
@@ -65,7 +57,7 @@ def _gan_specs() -> list[zoo.ModelSpec]:
             architecture="SRResNet: conv9x9-PReLU, 16 x (conv-BN-PReLU-conv-BN) residual blocks, conv-BN, global "
                          "skip, 2 x (conv, PixelShuffle(2), PReLU), conv9x9",
             paper=paper_srgan, contract=_CONTRACT, key_adapter=adapt_generic, infer_config=infer_srresnet_config,
-            recipe=_recipe("PixelRecipe"), description="SRResNet x4 trained with a pixel (L1) loss (stage 1)",
+            recipe=PixelRecipe, description="SRResNet x4 trained with a pixel (L1) loss (stage 1)",
         ),
         zoo.ModelSpec(
             name="srgan-x4", task="super-resolution", builder=build_srresnet,
@@ -73,7 +65,7 @@ def _gan_specs() -> list[zoo.ModelSpec]:
             architecture="SRGAN generator (= SRResNet) trained against a VGG-style discriminator "
                          "(8 convs, Dense(1024), LeakyReLU(0.2) via zoo.ops, Dense(1))",
             paper=paper_srgan, contract=_CONTRACT, key_adapter=adapt_generic, infer_config=infer_srresnet_config,
-            recipe=_recipe("SRGANRecipe"), description="SRGAN x4 generator (stage 2: adversarial + pixel/perceptual)",
+            recipe=SRGANRecipe, description="SRGAN x4 generator (stage 2: adversarial + pixel/perceptual)",
         ),
         zoo.ModelSpec(
             name="esrgan", task="super-resolution", builder=build_rrdbnet,
@@ -84,7 +76,7 @@ def _gan_specs() -> list[zoo.ModelSpec]:
             paper="Wang et al. 2018, ESRGAN: Enhanced Super-Resolution Generative Adversarial Networks "
                   "(arXiv:1809.00219)",
             contract=_CONTRACT, key_adapter=adapt_esrgan, infer_config=infer_esrgan_config,
-            recipe=_recipe("ESRGANRecipe"),
+            recipe=ESRGANRecipe,
             description="ESRGAN / Real-ESRGAN generator; load BasicSR, Real-ESRGAN or original ESRGAN checkpoints "
                         "with weights=PATH (scale, blocks and widths are read from the keys)",
         ),
