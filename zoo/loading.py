@@ -54,6 +54,20 @@ def _read_user_weights(spec: ModelSpec, path: str | os.PathLike) -> tuple[dict[s
     return state, config
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device, or a ConfigError if it is malformed or not available on this machine."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"invalid device {str(device)!r}: expected e.g. cpu, cuda, cuda:1") from exc
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        found = f"{torch.cuda.device_count()} CUDA device(s)" if torch.cuda.is_available() else "no CUDA"
+        raise ConfigError(f"device {str(device)!r} is not available (this machine has {found}); use --device cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {str(device)!r} is not available on this machine; use --device cpu")
+    return dev
+
+
 def load(name: str, *, pretrained: bool = True, weights: str | os.PathLike | None = None,
          device: str | torch.device | None = None, **overrides: Any) -> nn.Module:
     """Build model `name`, load its weights (shipped ones, or a local `weights` file) and return it in eval mode.
@@ -62,6 +76,8 @@ def load(name: str, *, pretrained: bool = True, weights: str | os.PathLike | Non
     its keys where the plugin knows how, and explicit overrides still win.
     """
     spec = get_spec(name)
+    if device is not None:
+        device = check_device(device)
     config = dict(spec.config)
     if weights is not None:
         state, inferred = _read_user_weights(spec, weights)

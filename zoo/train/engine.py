@@ -20,6 +20,7 @@ from tqdm import tqdm
 from zoo.errors import ConfigError, DataError
 from zoo.imageio import save_grid
 from zoo.io import atomic_write
+from zoo.loading import check_device
 from zoo.registry import ModelSpec, get_spec
 from zoo.train.checkpoint import CHECKPOINT, RunLock, load_checkpoint, save_checkpoint
 from zoo.train.distributed import Distributed, init_from_env, shutdown
@@ -101,7 +102,7 @@ class Trainer:
         self.spec, self.opts = spec, opts
         self.run_dir = Path(opts.out)
         device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.dist: Distributed = init_from_env(torch.device(device).type)
+        self.dist: Distributed = init_from_env(check_device(device).type)
         if device == "cuda" and self.dist.world_size > 1:
             device = f"cuda:{self.dist.local_rank}"
         self.device = torch.device(device)
