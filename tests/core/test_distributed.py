@@ -69,8 +69,8 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(plugin_targets, tmp_
         time.sleep(0.05)
     time.sleep(0.3)  # into the second epoch (16 steps of >= 0.05 s each)
     victim.send_signal(signal.SIGKILL)
-    victim.communicate()
-    assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    _, victim_err = victim.communicate()
+    assert victim.returncode == -signal.SIGKILL, f"the run ended before it could be killed:\n{victim_err}"
     assert load_checkpoint(tmp_path / "killed")["epoch"] in (1, 2)
     assert ref.wait(timeout=300) == 0, ref.communicate()
     resumed = _zoo(env, tmp_path, "train", "fixture-toy-train", "--out", "killed", "--epochs", "3", "--resume",
