@@ -51,24 +51,42 @@ def _copy_sources(names: list[str], work: Path) -> list[Path]:
     return out
 
 
+class _Targets(dict):
+    """Installed targets by name; one that could not be made fails only the tests that use it."""
+
+    def __init__(self, paths: dict[str, Path], errors: dict[str, str]) -> None:
+        super().__init__(paths)
+        self.errors = errors
+
+    def __missing__(self, name: str) -> Path:
+        pytest.fail(self.errors.get(name, f"no fixture target {name!r}"), pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def plugin_targets(tmp_path_factory) -> dict[str, Path]:
     """Install every fixture distribution (pip, real entry points) into per-scenario --target dirs, in parallel."""
     root = tmp_path_factory.mktemp("plugin_dists")
+    errors: dict[str, str] = {}
     readme_src = root / "src" / "readme"
     readme_src.mkdir(parents=True)
-    for name, content in readme_plugin_files().items():
-        (readme_src / name).write_text(content)
+    try:
+        for name, content in readme_plugin_files().items():
+            (readme_src / name).write_text(content)
+    except AssertionError as exc:
+        errors["readme"] = str(exc)
     procs = {}
     for target, names in TARGETS.items():
+        if target in errors:
+            continue
         sources = _copy_sources(names, root / "src") if names else [readme_src]
         cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                "--disable-pip-version-check", "--no-index", "--target", str(root / target), *map(str, sources)]
         procs[target] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for target, proc in procs.items():
         out, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0, f"pip install of fixture target {target!r} failed:\n{out}"
-    return {target: root / target for target in TARGETS}
+        if proc.returncode != 0:
+            errors[target] = f"pip install of fixture target {target!r} failed:\n{out}"
+    return _Targets({t: root / t for t in procs if t not in errors}, errors)
 
 
 @contextlib.contextmanager
