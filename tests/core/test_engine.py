@@ -254,6 +254,6 @@ def test_python_api_resume_keeps_the_saved_options(toy, tmp_path):
 
 
 def test_loader_workers_do_not_change_the_result(toy, tmp_path):
-    _train(tmp_path / "a", "--epochs", "2")
-    _train(tmp_path / "b", "--epochs", "2", "--num-workers", "2")
+    _train(tmp_path / "a", "--epochs", "1")
+    _train(tmp_path / "b", "--epochs", "1", "--num-workers", "2")
     _same(load_checkpoint(tmp_path / "a")["modules"], load_checkpoint(tmp_path / "b")["modules"])
