@@ -162,3 +162,15 @@ def test_train_help_export_and_bad_flags(toy, tmp_path, capsys):
         main(["train", "tiny-gen", "--bogus-flag"])
     assert exc.value.code == 2
     assert "unrecognized arguments: --bogus-flag" in capsys.readouterr().err
+
+
+def test_no_command_and_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2 and "required: COMMAND" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("list", "info", "plugins", "generate", "train", "export", "eval"):
+        assert command in out
