@@ -11,7 +11,7 @@ from zoo.bench.cases import fused_unavailable_reason
 from zoo.bench.models import BACKENDS, KINDS, inference_call, train_step_call, trainable_models
 
 MODELS = trainable_models()
-BATCH = 2
+BATCH = 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -25,7 +25,7 @@ def test_model(benchmark, model, kind, backend):
         if reason is not None:
             pytest.skip(f"cpp: {reason}")
     benchmark.group = f"{model} {kind}"
-    call, _ = (inference_call if kind == "inference" else train_step_call)(model, BATCH)
+    call, _, _ = (inference_call if kind == "inference" else train_step_call)(model, BATCH)
     with ops.use_backend(backend):
         out = benchmark(call)
     assert out is not None

@@ -177,7 +177,8 @@ def _report(tmp_path):
         "bandwidth": {"cpu": {"copy": {"bytes": 1 << 28, "gbs": 20.0, "gbs_best": 21.0}, "same_size_copy": {}}},
         "ops": rows,
         "models": [{"model": "m", "kind": "inference", "batch": 4, "status": "ok", "input": "4x100",
-                    "reference_ms": 10.0, "cpp_ms": 5.0, "ratio": 2.0}],
+                    "fused_modules": 3, "rounds": 5, "reference_ms": 10.0, "cpp_ms": 5.0, "ratio": 2.0},
+                   {"model": "d", "kind": "train_step", "batch": 4, "status": "skipped", "reason": "needs --data"}],
         "targets": [],
     }
 
@@ -210,7 +211,8 @@ def test_markdown_has_rows_targets_and_models(tmp_path):
     md = render_markdown(report)
     assert "| instance_norm_act fwd 1x64x32x32 nchw | fused | 1.000 (1.000-1.000) |" in md
     assert "| instance_norm_act forward >= 2.5x eager | missed | 1/2 |" in md  # 3.0x and 2.0x: one misses
-    assert "| m | inference | 4 | 4x100 | 10.0 | 5.0 | 2.00x |" in md
+    assert "| m | inference | 4 | 4x100 | 3 | 5 | 10.0 | 5.0 | 2.00x |" in md
+    assert "| d | train_step | 4 |  |  | | skipped: needs --data | | |" in md
     assert "zoo bench --quick" in md
     out = write_markdown(report, tmp_path / "r.md")
     assert out.read_text() == md

@@ -4,6 +4,7 @@ timed side by side with the ops' cpp backend and the reference backend.
 Method: inference runs the registered builder's module (random init, eval mode, no_grad) on a synthetic batch that
 follows the task contract; the training step is the recipe's own `build()` + `step()` (set up the way the training
 engine does) on the first items of the recipe's default data set, so it includes every loss and optimiser step.
+Each (model, kind) gets a time budget: slow models get fewer interleaved rounds (at least one per backend).
 """
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from typing import Callable
 import torch
 from torch.utils.data import default_collate
 
-from zoo.bench.timing import Variant, measure
+from zoo.bench.timing import Clock, Variant, measure
 
 BACKENDS = ("cpp", "reference")
 KINDS = ("inference", "train_step")
 #: Image side of synthetic inference inputs (rounded up to the model's size_multiple).
-TRANSLATION_SIDE = 64
-SUPERRES_SIDE = 32
+TRANSLATION_SIDE = 32
+SUPERRES_SIDE = 24
 
 
 def trainable_models() -> list[str]:
@@ -33,8 +34,17 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def inference_call(name: str, batch: int, device: str = "cpu") -> tuple[Callable[[], object], str]:
-    """A no_grad forward of the randomly initialised model on a synthetic batch; also a description of the input."""
+def fused_module_count(modules: list[torch.nn.Module]) -> int:
+    """How many zoo.ops modules (the layers the backend switch affects) the networks contain."""
+    from zoo import ops
+
+    kinds = (ops.InstanceNormAct2d, ops.FusedLeakyReLU, ops.LeakyReLU)
+    return sum(isinstance(m, kinds) for net in modules for m in net.modules())
+
+
+def inference_call(name: str, batch: int, device: str = "cpu") -> tuple[Callable[[], object], str, int]:
+    """A no_grad forward of the randomly initialised model on a synthetic batch; also a description of the input
+    and the number of zoo.ops modules in the model."""
     import zoo
 
     spec = zoo.registry.get_spec(name)
@@ -59,11 +69,12 @@ def inference_call(name: str, batch: int, device: str = "cpu") -> tuple[Callable
         with torch.no_grad():
             return module(*args)
 
-    return call, "x".join(str(s) for s in inp.shape)
+    return call, "x".join(str(s) for s in inp.shape), fused_module_count([module])
 
 
-def train_step_call(name: str, batch: int, device: str = "cpu") -> tuple[Callable[[], object], str]:
-    """One `recipe.step()` on the first `batch` items of the recipe's default data, set up as the engine does."""
+def train_step_call(name: str, batch: int, device: str = "cpu") -> tuple[Callable[[], object], str, int]:
+    """One `recipe.step()` on the first `batch` items of the recipe's default data, set up as the engine does; also
+    a description of the batch and the number of zoo.ops modules in the recipe's networks."""
     import zoo
     from zoo.train import make_options
 
@@ -85,7 +96,7 @@ def train_step_call(name: str, batch: int, device: str = "cpu") -> tuple[Callabl
         return recipe.step(items, next(counter))
 
     shapes = [t.shape for t in (items if isinstance(items, (list, tuple)) else [items]) if isinstance(t, torch.Tensor)]
-    return call, ", ".join("x".join(str(s) for s in sh) for sh in shapes)
+    return call, ", ".join("x".join(str(s) for s in sh) for sh in shapes), fused_module_count(list(modules.values()))
 
 
 def _to_device(batch: object, device: torch.device) -> object:
@@ -99,22 +110,38 @@ def _to_device(batch: object, device: torch.device) -> object:
 
 
 def bench_model(
-    name: str, kind: str, *, batch: int, rounds: int, sample_s: float, fused_reason: str | None, device: str = "cpu"
+    name: str, kind: str, *, batch: int, max_rounds: int, budget_s: float, fused_reason: str | None,
+    device: str = "cpu",
 ) -> dict:
-    """Time one model in one kind (inference | train_step) under both backends, interleaved; a row dict."""
+    """Time one model in one kind (inference | train_step) under both backends, interleaved; a row dict.
+
+    A warm-up call and a timed reference call first measure the cost; the rounds are then as many as fit in
+    `budget_s` (1..max_rounds). A model whose single call exceeds the budget is skipped, and its row says so.
+    """
     from zoo import ops
+    from zoo.errors import ZooError
 
     row: dict = {"model": name, "kind": kind, "batch": batch, "device": device, "status": "ok"}
     try:
         make = inference_call if kind == "inference" else train_step_call
-        call, input_desc = make(name, batch, device)
-        row["input"] = input_desc
+        call, row["input"], row["fused_modules"] = make(name, batch, device)
+        with ops.use_backend("reference"):
+            call()  # first-call costs (allocations, kernel selection) stay out of the estimate
+            one = Clock(device).time(call, 1)
+        if one > budget_s:
+            row.update(status="skipped", reason=f"one call takes {one:.1f} s, over the {budget_s:g} s budget per "
+                                                f"model (raise it with --model-budget)")
+            return row
         variants = [Variant("reference", call, lambda: ops.use_backend("reference"))]
         if fused_reason is None:
             variants.insert(0, Variant("cpp", call, lambda: ops.use_backend("cpp")))
         else:
             row["cpp_reason"] = fused_reason
-        timings = measure(variants, rounds=rounds, sample_s=sample_s, warmup=1, device=device)
+        rounds = max(1, min(max_rounds, int(budget_s / (len(variants) * one)) - 1))
+        timings = measure(variants, rounds=rounds, sample_s=1e-9, warmup=0, device=device)
+    except ZooError as exc:  # e.g. a recipe that needs a data directory: a skip, not a failure
+        row.update(status="skipped", reason=str(exc))
+        return row
     except Exception as exc:  # noqa: BLE001 - a broken model is reported in its row; the other rows still run
         row.update(status="error", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         return row

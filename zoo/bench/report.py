@@ -5,12 +5,14 @@ import json
 import os
 from pathlib import Path
 
+from zoo.bench.cases import MODES, OPS
 from zoo.bench.targets import evaluate
 from zoo.errors import DataError
 from zoo.io import atomic_write
 
 SCHEMA = "zoo-bench/1"
 REQUIRED_KEYS = ("schema", "machine", "bandwidth", "ops", "models")
+COLORS = {"fused": "tab:green", "compile": "tab:blue", "eager": "tab:gray"}
 
 
 def write_json(report: dict, path: str | os.PathLike) -> Path:
@@ -113,15 +115,15 @@ def targets_table(summaries: list[dict]) -> list[str]:
 
 
 def models_table(rows: list[dict]) -> list[str]:
-    lines = ["| model | kind | batch | input | reference ms | cpp ms | speedup (reference/cpp) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | kind | batch | input | zoo.ops layers | rounds | reference ms | cpp ms | "
+             "speedup (reference/cpp) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        head = f"| {r['model']} | {r['kind']} | {r['batch']} | {r.get('input', '')} | {r.get('fused_modules', '')} |"
         if r["status"] != "ok":
-            lines.append(f"| {r['model']} | {r['kind']} | {r['batch']} | | {r['status']}: {r.get('reason', '')} | | |")
+            lines.append(f"{head} | {r['status']}: {r.get('reason', '')} | | |")
             continue
         cpp = _f(r.get("cpp_ms"), ".1f") if "cpp_ms" in r else f"not available: {r.get('cpp_reason', '')}"
-        lines.append(f"| {r['model']} | {r['kind']} | {r['batch']} | {r.get('input', '')} | {r['reference_ms']:.1f} | "
-                     f"{cpp} | {_f(r.get('ratio'), '.2f', 'x')} |")
+        lines.append(f"{head} {r.get('rounds', '')} | {r['reference_ms']:.1f} | {cpp} | {_f(r.get('ratio'), '.2f', 'x')} |")
     return lines
 
 
@@ -134,7 +136,11 @@ def render_markdown(report: dict) -> str:
              "", "### Targets (CPU, fused vs eager / torch.compile)", "", *targets_table(report["targets"]), "",
              "### Ops", "", *ops_table(report["ops"]), ""]
     if report["models"]:
-        parts += ["### Models (one inference batch / one training step)", "", *models_table(report["models"]), ""]
+        parts += ["### Models (one inference batch / one training step)", "",
+                  "Inference: the builder's module (random init, eval, no_grad) on a synthetic batch; training step: "
+                  "the recipe's own build() + step() (all losses and optimiser steps) on the first items of its "
+                  "default data. Medians of interleaved rounds; slow models get fewer rounds.", "",
+                  *models_table(report["models"]), ""]
     return "\n".join(parts)
 
 
@@ -153,7 +159,9 @@ def write_chart(report: dict, path: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
 
     rows = [r for r in report["ops"] if r["status"] == "ok" and r.get("speedup_eager") is not None]
-    panels = sorted({(r["op"], r["mode"], r["device"]) for r in rows})
+    order = {name: i for i, name in enumerate(OPS + MODES)}
+    panels = sorted({(r["op"], r["mode"], r["device"]) for r in rows},
+                    key=lambda p: (p[2], order.get(p[0], 99), order.get(p[1], 99)))
     if not panels:
         raise DataError("the report has no measured op rows to chart")
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False)
@@ -167,7 +175,7 @@ def write_chart(report: dict, path: str | os.PathLike) -> Path:
         for j, v in enumerate(variants):
             vals = {f"{r['shape_str']}\n{r['layout']}": r["speedup_eager"] for r in sel if r["variant"] == v}
             xs = [i + (j - (len(variants) - 1) / 2) * width for i in range(len(cases))]
-            ax.bar(xs, [vals.get(c, 0.0) for c in cases], width, label=v)
+            ax.bar(xs, [vals.get(c, 0.0) for c in cases], width, label=v, color=COLORS[v])
         if (op, mode) in thresholds and device == "cpu":
             ax.axhline(thresholds[(op, mode)], color="red", linestyle="--", linewidth=1, label="target vs eager")
         ax.set_xticks(range(len(cases)), cases, fontsize=7)

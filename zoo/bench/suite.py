@@ -27,8 +27,10 @@ class Config:
     shapes: list[tuple[int, ...]] | None = None
     variants: tuple[str, ...] = VARIANTS
     models: bool = True
-    model_batch: int = 4
+    model_batch: int = 2  # >= 2: BatchNorm layers refuse single-item training batches
+    model_budget_s: float = 0.0  # seconds per (model, kind); 0: 3 quick, 15 full
     steady_alloc: bool = True
+    threads: int = 0  # 0: leave torch's default
     only: str = ""  # substring filter on case keys / model names
     command: str = ""
     devices: list[str] = field(default_factory=lambda: ["cpu", "cuda"])
@@ -36,6 +38,7 @@ class Config:
     def __post_init__(self) -> None:
         self.rounds = self.rounds or (5 if self.quick else 15)
         self.sample_s = self.sample_s or (0.01 if self.quick else 0.02)
+        self.model_budget_s = self.model_budget_s or (3.0 if self.quick else 15.0)
 
 
 def _log(msg: str) -> None:
@@ -73,14 +76,18 @@ def run_op_case(case: OpCase, cfg: Config, copy: dict, same_size_copy: dict | No
 
 
 def _add_speedups(rows: list[dict]) -> None:
-    """speedup_eager / speedup_compile = baseline median / this median, within one case."""
+    """speedup_eager / speedup_compile = baseline median / this median, within one case (and *_best: ratio of the
+    fastest rounds, a cross-check that is less sensitive to other processes on a shared machine)."""
     med = {r["variant"]: r["median_ms"] for r in rows if r["status"] == "ok"}
+    best = {r["variant"]: r["min_ms"] for r in rows if r["status"] == "ok" and "min_ms" in r}
     for r in rows:
         if r["status"] != "ok":
             continue
         for base, key in (("eager", "speedup_eager"), ("compile", "speedup_compile")):
             if base in med:
                 r[key] = med[base] / r["median_ms"]
+            if base in best and r["variant"] in best:
+                r[key + "_best"] = best[base] / best[r["variant"]]
 
 
 def _no_gpu_rows(cases: list[OpCase]) -> list[dict]:
@@ -99,6 +106,8 @@ def _no_gpu_rows(cases: list[OpCase]) -> list[dict]:
 def run(cfg: Config, progress: Callable[[str], None] = _log) -> dict:
     """Run the configured benchmark and return the report (see `report.render_markdown` for its table)."""
     t_start = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     steady = machine.hold_allocations_steady() if cfg.steady_alloc else False
     report: dict = {
         "schema": SCHEMA,
@@ -137,13 +146,13 @@ def run(cfg: Config, progress: Callable[[str], None] = _log) -> dict:
             if cfg.only and cfg.only not in name:
                 continue
             for kind in KINDS:
-                row = bench_model(name, kind, batch=cfg.model_batch, rounds=max(3, cfg.rounds // 3),
-                                  sample_s=cfg.sample_s, fused_reason=reason)
+                row = bench_model(name, kind, batch=cfg.model_batch, max_rounds=max(3, cfg.rounds // 3),
+                                  budget_s=cfg.model_budget_s, fused_reason=reason)
                 report["models"].append(row)
                 progress(f"[bench] model {name} {kind}: " + (
                     f"reference {row['reference_ms']:.1f} ms" + (f", cpp {row['cpp_ms']:.1f} ms"
                                                                  if "cpp_ms" in row else ", cpp n/a")
-                    if row["status"] == "ok" else f"error: {row['reason']}"))
+                    if row["status"] == "ok" else f"{row['status']}: {row['reason']}"))
     report["targets"] = evaluate(report["ops"])
     report["machine_after"] = {"load_average": machine.load_average(), "busy_processes": machine.busy_processes()}
     report["duration_s"] = time.perf_counter() - t_start

@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", default="", metavar="TEXT", help="run only op cases / models whose name contains TEXT")
     p.add_argument("--shape", action="append", default=None, metavar="NxCxHxW",
                    help="op shapes to run instead of the standard ones (repeatable)")
+    p.add_argument("--model-budget", type=float, default=0.0, metavar="SECONDS",
+                   help="time budget per model and kind (default 15, quick 3); slower models are skipped")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
+    p.add_argument("--no-fused", action="store_true", help="skip the fused (cpp backend) variant")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     p.add_argument("--no-models", action="store_true", help="skip the model-level benchmark")
     p.add_argument("--no-steady-alloc", action="store_true",
@@ -44,12 +48,13 @@ def canonical_command(args: argparse.Namespace) -> str:
     parts = ["zoo", "bench"]
     if args.quick:
         parts.append("--quick")
-    for flag in ("rounds", "only"):
+    for flag in ("rounds", "threads", "model_budget", "only"):
         if getattr(args, flag):
-            parts += [f"--{flag}", str(getattr(args, flag))]
+            parts += ["--" + flag.replace("_", "-"), f"{getattr(args, flag):g}" if flag == "model_budget"
+                      else str(getattr(args, flag))]
     for shape in args.shape or []:
         parts += ["--shape", shape]
-    for flag in ("no_compile", "no_models", "no_steady_alloc"):
+    for flag in ("no_fused", "no_compile", "no_models", "no_steady_alloc"):
         if getattr(args, flag):
             parts.append("--" + flag.replace("_", "-"))
     for flag in ("json", "markdown", "chart"):
@@ -64,15 +69,18 @@ def run(args: argparse.Namespace) -> int:
     from zoo.bench.suite import Config
     from zoo.bench.suite import run as run_suite
 
-    if args.rounds < 0:
-        raise ConfigError(f"--rounds must be >= 1, got {args.rounds}")
+    for flag in ("rounds", "threads", "model_budget"):
+        if getattr(args, flag) < 0:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be positive (or 0 for the default), "
+                              f"got {getattr(args, flag)}")
     if args.from_json:
         report = rep.read_json(args.from_json)
     else:
         shapes = [parse_shape(s) for s in args.shape] if args.shape else None
         cfg = Config(quick=args.quick, rounds=args.rounds, shapes=shapes, only=args.only,
-                     variants=tuple(v for v in VARIANTS if not (args.no_compile and v == "compile")),
-                     models=not args.no_models, steady_alloc=not args.no_steady_alloc,
+                     variants=tuple(v for v in VARIANTS if not getattr(args, f"no_{v}", False)),
+                     models=not args.no_models, steady_alloc=not args.no_steady_alloc, threads=args.threads,
+                     model_budget_s=args.model_budget,
                      command=canonical_command(args))
         report = run_suite(cfg)
     if args.json:
