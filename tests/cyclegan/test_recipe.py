@@ -52,6 +52,7 @@ def _folders(root, n=6, size=20):
     Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8), "P").save(root / "testB" / "p.png")
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_linear_decay_schedule_follows_the_reference():
     spec = zoo.get_spec("cyclegan-digits")
     opts = make_options(spec, epochs=4, n_epochs_decay=2, lr=1.0, ngf=2, n_blocks=1, ndf=2)
