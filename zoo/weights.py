@@ -49,7 +49,7 @@ def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor]
     sidecar; returns the sha256."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in sorted(state_dict.items())}
     meta = {str(k): str(v) for k, v in sorted((metadata or {}).items())}
-    data = _sorted_metadata(save(tensors, metadata=meta))
+    data = _sorted_metadata(save(tensors, metadata=meta or None))  # safetensors 0.8 writes a broken header for {}
     path = Path(path)
     with atomic_write(path) as f:
         f.write(data)

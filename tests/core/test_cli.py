@@ -33,6 +33,7 @@ def _mean_pixel(model) -> dict:
 def toy(register_spec):
     register_spec(tiny_spec("tiny-gen", evaluate=_mean_pixel, paper="Toy 2024", reproduce="zoo train tiny-gen"))
     register_spec(zoo.ModelSpec(name="tiny-sr", task="super-resolution", builder=torch.nn.Identity))
+    register_spec(zoo.ModelSpec(name="zz-not-a-gen", task="generation", builder=torch.nn.Identity))
 
 
 @pytest.fixture
@@ -121,13 +122,16 @@ def test_generate_writes_a_grid_from_the_given_weights(toy, weights, tmp_path, c
     (["eval", "tiny-gen", "--weights", "{w}", "--device", "cuda:99"], "device 'cuda:99' is not available"),
     (["train", "tiny-gen", "--out", "{tmp}/run", "--device", "gpu"], "invalid device 'gpu'"),
     (["eval", "tiny-sr"], "'tiny-sr' has no evaluation"),
+    (["generate", "zz-not-a-gen", "-o", "{tmp}/g.png", "--weights", "{empty}"],
+     "model 'zz-not-a-gen' is not a generation model: it needs an int `latent_dim`"),
     (["train", "tiny-sr"], "'tiny-sr' has no training recipe"),
     (["train", "tiny-gen", "--epochs", "0", "--out", "{tmp}/run"], "--epochs must be >= 1, got 0"),
     (["export", "{tmp}", "-o", "{tmp}/x.safetensors"], "holds no checkpoint.pt"),
     (["export", "{tmp}", "-o", "{tmp}/x.pth"], "name the output *.safetensors, got '{tmp}/x.pth'"),
 ])
 def test_user_mistakes_exit_2_with_one_line(toy, weights, tmp_path, capsys, argv, message):
-    argv = [a.format(tmp=tmp_path, w=weights[0]) for a in argv]
+    save_weights(tmp_path / "empty.safetensors", {})
+    argv = [a.format(tmp=tmp_path, w=weights[0], empty=tmp_path / "empty.safetensors") for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("zoo: error: ") and err.count("\n") == 1 and message.format(tmp=tmp_path) in err, err

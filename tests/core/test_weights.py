@@ -61,6 +61,14 @@ def test_metadata_order_does_not_change_the_bytes(tmp_path):
     assert header_len % 8 == 0  # the rewritten header keeps safetensors' 8-byte alignment
 
 
+def test_empty_state_dicts_round_trip(tmp_path):
+    """Parameter-free modules have empty state dicts; their files must still be readable."""
+    for meta in (None, {}, {"zoo.model": "identity"}):
+        sha = save_weights(tmp_path / "e.safetensors", {}, meta)
+        assert read_state_dict(tmp_path / "e.safetensors", sha256=sha) == {}
+        assert read_metadata(tmp_path / "e.safetensors") == (meta or {})
+
+
 def test_sha_mismatch_names_file_and_both_hashes(tmp_path):
     path = tmp_path / "w.safetensors"
     good = save_weights(path, _state(0))

@@ -37,5 +37,6 @@ def generate_grid(name: str, n: int, output: str | os.PathLike, *, seed: int | N
     if spec.task != "generation":
         raise ConfigError(f"model {name!r} is a {spec.task} model; `generate` needs a generation model")
     module = zoo.load(name, weights=weights, device=device)
+    check_generator(module, f"model {name!r}")
     images = sample(module, n, seed=seed)
     return save_grid(output, images, nrow or math.ceil(math.sqrt(n)))
