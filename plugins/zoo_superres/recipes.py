@@ -3,6 +3,7 @@ and stage 2 adversarial training (SRGAN: standard GAN; ESRGAN: relativistic aver
 perceptual loss whose VGG19 feature network is read from a local weights file (nothing is downloaded)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ class PixelOptions(TrainOptions):
 
 
 class PixelRecipe(Recipe):
-    """Stage 1: L1 between the upscaled LR crop and the HR crop; cosine learning-rate schedule per epoch."""
+    """Stage 1: L1 between the upscaled LR crop and the HR crop; cosine learning-rate schedule."""
 
     Options = PixelOptions
 
@@ -46,9 +47,18 @@ class PixelRecipe(Recipe):
             self.G = self.spec.builder(**self.model_config())
         self.G.to(device).train()
         opt = torch.optim.Adam(self.G.parameters(), lr=self.opts.lr, betas=(0.9, 0.99))
-        self.schedulers["G"] = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.opts.epochs,
-                                                                         eta_min=self.opts.lr * 0.01)
         return {"G": self.G}, {"G": opt}
+
+    def set_lr(self, it: int) -> None:
+        """Cosine decay from --lr to 1% over the whole run, computed from the iteration alone (exact on resume,
+        and a run extended with a larger --epochs stretches its schedule)."""
+        world = self._dist.world_size if self._dist is not None else 1
+        total = self.opts.epochs * max(1, self.opts.samples_per_epoch // (self.opts.batch_size * world))
+        progress = min(1.0, it / total)
+        lr = self.opts.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+        for opt in self._optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
 
     def dataset(self) -> SRPairs:
         photos = training_photos(self.opts.data or None, self.G.in_channels)
@@ -56,12 +66,10 @@ class PixelRecipe(Recipe):
 
     def step(self, batch: Any, it: int) -> dict[str, float]:
         lr, hr = batch
+        self.set_lr(it)
         loss = F.l1_loss(self.G(lr), hr)
         self.optimize("G", loss)
         return {"l1": loss.item()}
-
-    def end_epoch(self, epoch: int) -> None:
-        self.schedulers["G"].step()
 
     def sample_images(self) -> torch.Tensor:
         """Rows of (bicubic, model, HR) on central crops of the held-out photos, in [-1, 1]."""
@@ -166,8 +174,6 @@ class SRGANRecipe(PixelRecipe):
             raise ConfigError(f"HR patch {hr_size} (patch x scale) must be a multiple of 16 for the discriminator")
         self.D = SRGANDiscriminator(self.G.in_channels, input_size=hr_size).to(device).train()
         opt_d = torch.optim.Adam(self.D.parameters(), lr=self.opts.lr, betas=(0.9, 0.99))
-        self.schedulers["D"] = torch.optim.lr_scheduler.CosineAnnealingLR(opt_d, T_max=self.opts.epochs,
-                                                                         eta_min=self.opts.lr * 0.01)
         self.vgg = None
         if self.opts.perceptual_weights:
             self.vgg = vgg19_features(self.opts.perceptual_weights, self.opts.perceptual_layer).to(device)
@@ -194,6 +200,7 @@ class SRGANRecipe(PixelRecipe):
 
     def step(self, batch: Any, it: int) -> dict[str, float]:
         lr, hr = batch
+        self.set_lr(it)
         sr = self.G(lr)
         for p in self.D.parameters():
             p.requires_grad_(False)
@@ -213,10 +220,6 @@ class SRGANRecipe(PixelRecipe):
         self.optimize("D", d_loss)
         logs["d"] = d_loss.item()
         return logs
-
-    def end_epoch(self, epoch: int) -> None:
-        for s in self.schedulers.values():
-            s.step()
 
 
 class ESRGANRecipe(SRGANRecipe):
