@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ZooError as exc:
         print(f"zoo: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # unreadable input, unwritable output: the user's environment, not a zoo bug
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from zoo.registry import get_spec
@@ -29,7 +30,8 @@ def run_train(args: argparse.Namespace) -> int:
         options_parser(get_spec(args.name)).print_help()
         return 0
     run_dir = run_training(args.name, args.train_args)
-    print(run_dir)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(run_dir)
     return 0
 
 
