@@ -13,8 +13,69 @@ def _plugin_entry_points() -> list[str]:
 
 
 def _ops_extensions() -> tuple[list, dict]:
-    """The fused-ops extension modules and build commands (filled in by the ops work)."""
-    return [], {}
+    """The fused-ops extension zoo._C (C++, plus CUDA when torch is a CUDA build and nvcc exists).
+
+    The build is optional: a compile failure only warns, and zoo.ops then builds just in time or falls back to the
+    PyTorch reference. build_py ships csrc/ inside the package (zoo/ops/csrc) so installed wheels can build JIT.
+    ZOO_OPS_NO_BUILD=1 skips the ahead-of-time build. TORCH_CUDA_ARCH_LIST is honoured, never set here.
+    """
+    import hashlib
+    import os
+    import shutil
+
+    from setuptools.command.build_py import build_py
+
+    csrc = ROOT / "csrc"
+    kinds = (".cpp", ".cu", ".h", ".cuh")
+
+    class BuildPyWithSources(build_py):
+        """build_py that also copies csrc/ to zoo/ops/csrc in the build tree."""
+
+        def run(self) -> None:
+            super().run()
+            target = Path(self.build_lib) / "zoo" / "ops" / "csrc"
+            target.mkdir(parents=True, exist_ok=True)
+            for path in csrc.iterdir():
+                if path.suffix in kinds:
+                    shutil.copy2(path, target / path.name)
+
+    cmdclass: dict = {"build_py": BuildPyWithSources}
+    if os.environ.get("ZOO_OPS_NO_BUILD") or not csrc.is_dir():
+        return [], cmdclass
+    try:
+        import torch
+        from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+    except ImportError:
+        return [], cmdclass
+
+    # the same digest as zoo.ops._build.sources_sha256(): lets zoo.ops detect a binary built from other sources
+    digest = hashlib.sha256()
+    for path in sorted(csrc.iterdir()):
+        if path.suffix in kinds:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    cxx = ["-O3", "-fopenmp", "-fno-math-errno", f"-DZOO_OPS_SOURCES_SHA256={digest.hexdigest()}"]
+    sources = sorted(str(p.relative_to(ROOT)) for p in csrc.glob("*.cpp"))
+    cuda = sorted(str(p.relative_to(ROOT)) for p in csrc.glob("*.cu"))
+    common = {"include_dirs": [str(csrc)], "extra_link_args": ["-fopenmp"]}
+    if torch.version.cuda and CUDA_HOME and cuda:
+        nvcc = ["-O3", "--use_fast_math", "-DWITH_CUDA"]
+        ext = CUDAExtension("zoo._C", sources + cuda, extra_compile_args={"cxx": cxx + ["-DWITH_CUDA"], "nvcc": nvcc},
+                            **common)
+    else:
+        ext = CppExtension("zoo._C", sources, extra_compile_args={"cxx": cxx}, **common)
+
+    class OptionalBuildExtension(BuildExtension):
+        """BuildExtension whose failure leaves the install working (JIT build or reference at run time)."""
+
+        def build_extension(self, ext) -> None:
+            try:
+                super().build_extension(ext)
+            except Exception as exc:  # noqa: BLE001 - any compiler/linker failure
+                self.warn(f"zoo: building {ext.name} failed ({exc}); zoo.ops will build it just in time on first "
+                          "use or use the PyTorch reference")
+
+    cmdclass["build_ext"] = OptionalBuildExtension
+    return [ext], cmdclass
 
 
 ext_modules, cmdclass = _ops_extensions()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import threading
 import warnings
@@ -67,15 +68,18 @@ def load_extension() -> bool:
         if _ext["status"] != "not loaded":
             return _ext["status"] == "loaded"
         try:
-            try:
-                mod = importlib.import_module("zoo._C")
-                _ext.update(origin="ahead-of-time (setup.py)", path=getattr(mod, "__file__", None))
-            except ImportError as aot_error:
-                if os.environ.get("ZOO_OPS_NO_JIT"):
-                    raise RuntimeError(f"zoo._C is not built ({aot_error}) and ZOO_OPS_NO_JIT is set") from None
-                from zoo.ops import _build
+            from zoo.ops import _build
 
-                _ext.update(origin="just-in-time (torch.utils.cpp_extension.load)", path=str(_build.build_and_load()))
+            spec = importlib.util.find_spec("zoo._C")
+            if spec is not None and spec.origin and _build.aot_binary_is_current(spec.origin):
+                importlib.import_module("zoo._C")
+                _ext.update(origin="ahead-of-time (setup.py)", path=spec.origin)
+            else:
+                why = "zoo._C is not built" if spec is None else f"{spec.origin} was built from other sources"
+                if os.environ.get("ZOO_OPS_NO_JIT"):
+                    raise RuntimeError(f"{why} and ZOO_OPS_NO_JIT is set")
+                _ext.update(origin=f"just-in-time (torch.utils.cpp_extension.load; {why})",
+                            path=str(_build.build_and_load()))
             from zoo.ops import _registration  # noqa: F401  (autograd + fake kernels for the loaded ops)
 
             _ext["status"] = "loaded"
@@ -90,15 +94,23 @@ def _has_kernels(device_type: str) -> bool:
     return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key("zoo::instance_norm_act", key)
 
 
+_reasons: dict[str, str | None] = {}
+
+
 def _why_not(device_type: str) -> str | None:
-    """None when the compiled ops serve this device type, else the reason they do not."""
+    """None when the compiled ops serve this device type, else the reason they do not (fixed once known)."""
+    if device_type in _reasons:
+        return _reasons[device_type]
     if device_type not in ("cpu", "cuda"):
-        return f"no compiled kernels exist for device type {device_type!r}"
-    if not load_extension():
-        return f"the C++ extension is unavailable: {_ext['reason']}"
-    if not _has_kernels(device_type):
-        return f"the C++ extension was built without {device_type.upper()} kernels"
-    return None
+        reason = f"no compiled kernels exist for device type {device_type!r}"
+    elif not load_extension():
+        reason = f"the C++ extension is unavailable: {_ext['reason']}"
+    elif not _has_kernels(device_type):
+        reason = f"the C++ extension was built without {device_type.upper()} kernels"
+    else:
+        reason = None
+    _reasons[device_type] = reason
+    return reason
 
 
 def _resolve(device_type: str) -> bool:

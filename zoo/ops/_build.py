@@ -45,12 +45,29 @@ def source_dir() -> Path:
     raise BuildError("the C++ sources (csrc/) are not shipped with this installation")
 
 
+def sources_sha256(kinds: tuple[str, ...] = (".cpp", ".cu", ".h", ".cuh")) -> str:
+    """Digest of the C++/CUDA sources and headers (setup.py computes the same one for the ahead-of-time build)."""
+    h = hashlib.sha256()
+    for path in sorted(source_dir().iterdir()):
+        if path.suffix in kinds:
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def aot_binary_is_current(path: str) -> bool:
+    """Whether an ahead-of-time binary embeds the digest of the current sources (True when they are not shipped)."""
+    try:
+        want = sources_sha256()
+    except BuildError:
+        return True
+    with open(path, "rb") as f:
+        return f"ZOO_OPS_SOURCES_SHA256={want};".encode() in f.read()
+
+
 def build_key(sources: list[Path], flags: list[str]) -> str:
     """Hash of everything that determines the binary: sources (and headers), flags, torch/CUDA/Python versions."""
-    h = hashlib.sha256()
-    for path in sorted(source_dir().glob("*")):
-        if path.suffix in (".cpp", ".cu", ".h", ".cuh"):
-            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    kinds = (".cpp", ".h") + ((".cu", ".cuh") if any(p.suffix == ".cu" for p in sources) else ())
+    h = hashlib.sha256(sources_sha256(kinds).encode())
     h.update(json.dumps([[p.name for p in sources], flags, torch.__version__, str(torch.version.cuda),
                          sys.version, platform.machine()]).encode())
     return h.hexdigest()[:16]
@@ -130,8 +147,6 @@ def build_and_load(verbose: bool = False) -> Path:
     """Build (or reuse) the JIT extension and load its ops into this process; returns the build directory."""
     from torch.utils import cpp_extension
 
-    if shutil.which(os.environ.get("CXX", "c++")) is None:
-        raise BuildError(f"no C++ compiler found ({os.environ.get('CXX', 'c++')!r} is not on PATH)")
     if not cpp_extension.is_ninja_available():
         raise BuildError("ninja is not installed (pip install ninja)")
     src = source_dir()
@@ -145,6 +160,10 @@ def build_and_load(verbose: bool = False) -> Path:
     root = zoo_home() / "ops"
     build_dir = root / f"zoo_ops-{key}"
     failed = build_dir / "FAILED"
+    built = (build_dir / f"zoo_ops_{key}.so").exists()
+    compiler = os.environ.get("CXX", "c++")
+    if not built and shutil.which(compiler) is None:
+        raise BuildError(f"no C++ compiler found ({compiler!r} is not on PATH)")
     with build_lock(root / f"zoo_ops-{key}.lock", build_dir):
         if failed.exists():
             raise BuildError(f"an earlier build of these sources failed; delete {build_dir} to retry",

@@ -73,7 +73,8 @@ def _bias_leaky_relu_backward(ctx, grad_out):
     need_x, need_b = ctx.needs_input_grad[:2]
     if torch.is_grad_enabled() and not torch.compiler.is_compiling():
         # differentiable form: the gain is piecewise constant, read from the sign of the (detached) output
-        gain = torch.where(out.detach() > 0, ctx.scale, ctx.scale * ctx.negative_slope).to(grad_out.dtype)
+        gain = torch.full_like(out, ctx.scale * ctx.negative_slope, dtype=grad_out.dtype)
+        gain.masked_fill_(out.detach() > 0, ctx.scale)
         grad_x = grad_out * gain
         dims = [0] + list(range(2, out.dim()))
         grad_b = grad_x.sum(dims) if ctx.has_bias and need_b else None

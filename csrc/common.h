@@ -1,0 +1,71 @@
+// Shared helpers of the zoo fused ops: layout rule, argument checks, CPU ISA dispatch.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <optional>
+
+namespace zoo {
+
+// The layout an op computes in and returns: channels_last(_3d) for a dense channels-last input, else contiguous.
+// Mirrors zoo/ops/reference.py:output_format (the fake kernels use that one), so eager and compiled agree.
+inline at::MemoryFormat op_layout(const at::Tensor& x) {
+  if (x.is_contiguous()) return at::MemoryFormat::Contiguous;
+  if (x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast)) return at::MemoryFormat::ChannelsLast;
+  if (x.dim() == 5 && x.is_contiguous(at::MemoryFormat::ChannelsLast3d)) return at::MemoryFormat::ChannelsLast3d;
+  return at::MemoryFormat::Contiguous;
+}
+
+inline bool is_float_dtype(at::ScalarType t) {
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
+// float for float/half/bfloat16, double for double: the dtype statistics are kept in.
+inline at::ScalarType opmath_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+inline void check_input(const at::Tensor& x, const char* op, int64_t min_dim) {
+  TORCH_CHECK(is_float_dtype(x.scalar_type()), op, ": x must be float16, bfloat16, float32 or float64, got ",
+              x.scalar_type());
+  TORCH_CHECK(x.dim() >= min_dim, op, ": x must have at least ", min_dim, " dims (N, C, ...), got shape ",
+              x.sizes());
+}
+
+// weight/bias: none, or shape (C,) with x's dtype and device.
+inline void check_channel_param(const std::optional<at::Tensor>& t, const char* name, const at::Tensor& x,
+                                const char* op) {
+  if (!t.has_value() || !t->defined()) return;
+  TORCH_CHECK(x.dim() >= 2, op, ": ", name, " needs x with a channel dim, got shape ", x.sizes());
+  TORCH_CHECK(t->dim() == 1 && t->size(0) == x.size(1), op, ": ", name, " must have shape (", x.size(1),
+              ",), got ", t->sizes());
+  TORCH_CHECK(t->scalar_type() == x.scalar_type(), op, ": ", name, " must have x's dtype ", x.scalar_type(),
+              ", got ", t->scalar_type());
+  TORCH_CHECK(t->device() == x.device(), op, ": ", name, " is on ", t->device(), " but x is on ", x.device());
+}
+
+inline void check_same(const at::Tensor& a, const char* name, const at::Tensor& x, const char* op) {
+  TORCH_CHECK(a.sizes() == x.sizes(), op, ": ", name, " must have shape ", x.sizes(), ", got ", a.sizes());
+  TORCH_CHECK(a.scalar_type() == x.scalar_type(), op, ": ", name, " must have dtype ", x.scalar_type(), ", got ",
+              a.scalar_type());
+  TORCH_CHECK(a.device() == x.device(), op, ": ", name, " is on ", a.device(), " but x is on ", x.device());
+}
+
+inline bool has(const std::optional<at::Tensor>& t) { return t.has_value() && t->defined(); }
+
+// LeakyReLU without a branch (max/min vectorise on every ISA); NaN stays NaN, and -inf * 0 is NaN as in PyTorch.
+template <typename T>
+inline T leaky(T y, T slope) {
+  return std::max(y, T(0)) + slope * std::min(y, T(0));
+}
+
+}  // namespace zoo
+
+// Hot CPU loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time by CPU features (GCC
+// ifunc; features, not CPU model names, so AMD and Intel alike get the wide clones), so one binary, built ahead of
+// time or just in time, runs everywhere and still vectorises wide.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__CUDACC__)
+#define ZOO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ZOO_CLONES
+#endif
