@@ -115,8 +115,9 @@ def bench_model(
 ) -> dict:
     """Time one model in one kind (inference | train_step) under both backends, interleaved; a row dict.
 
-    A warm-up call and a timed reference call first measure the cost; the rounds are then as many as fit in
-    `budget_s` (1..max_rounds). A model whose single call exceeds the budget is skipped, and its row says so.
+    A warm-up call and a timed reference call first measure the cost t; the whole item then costs about
+    (4 + 2 * rounds) * t (two estimate calls, one calibration call per backend, the rounds), so the rounds are as
+    many as fit in `budget_s` (1..max_rounds). A model that does not fit even one round is skipped, and says so.
     """
     from zoo import ops
     from zoo.errors import ZooError
@@ -128,16 +129,17 @@ def bench_model(
         with ops.use_backend("reference"):
             call()  # first-call costs (allocations, kernel selection) stay out of the estimate
             one = Clock(device).time(call, 1)
-        if one > budget_s:
-            row.update(status="skipped", reason=f"one call takes {one:.1f} s, over the {budget_s:g} s budget per "
-                                                f"model (raise it with --model-budget)")
+        n_backends = 2 if fused_reason is None else 1
+        rounds = min(max_rounds, int((budget_s / max(one, 1e-9) - 2 - n_backends) / n_backends))
+        if rounds < 1:
+            row.update(status="skipped", reason=f"one call takes {one:.2f} s: even one round exceeds the "
+                                                f"{budget_s:.1f} s budget left for it (raise --model-budget)")
             return row
         variants = [Variant("reference", call, lambda: ops.use_backend("reference"))]
         if fused_reason is None:
             variants.insert(0, Variant("cpp", call, lambda: ops.use_backend("cpp")))
         else:
             row["cpp_reason"] = fused_reason
-        rounds = max(1, min(max_rounds, int(budget_s / (len(variants) * one)) - 1))
         timings = measure(variants, rounds=rounds, sample_s=1e-9, warmup=0, device=device)
     except ZooError as exc:  # e.g. a recipe that needs a data directory: a skip, not a failure
         row.update(status="skipped", reason=str(exc))

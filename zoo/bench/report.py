@@ -84,20 +84,22 @@ def _was_busy(report: dict) -> bool:
 def ops_table(rows: list[dict]) -> list[str]:
     """Markdown table of the op rows: one line per case and variant, the three variants of a case together."""
     lines = [
-        "| case | variant | median ms (p25-p75) | GB/s | % copy | % same-size copy | vs eager | vs compile | targets |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | variant | median ms (p25-p75) | GB/s | % copy | % same-size copy | vs eager | vs compile | "
+        "fastest rounds: vs eager / vs compile | targets |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         case = f"{r['op']} {r['mode']} {r['shape_str']} {r['layout']}" + ("" if r["device"] == "cpu" else
                                                                           f" ({r['device']})")
         if r["status"] != "ok":
-            lines.append(f"| {case} | {r['variant']} | {r['status']}: {r.get('reason', '')} | | | | | | |")
+            lines.append(f"| {case} | {r['variant']} | {r['status']}: {r.get('reason', '')} | | | | | | | |")
             continue
         marks = ", ".join(f"{'met' if ok else 'MISSED'}: {_short(name)}" for name, ok in r.get("targets", {}).items())
         lines.append(
             f"| {case} | {r['variant']} | {r['median_ms']:.3f} ({r['p25_ms']:.3f}-{r['p75_ms']:.3f}) | "
             f"{r['gbs']:.1f} | {r['pct_copy']:.0f}% | {_f(r.get('pct_same_size_copy'), '.0f', '%')} | "
-            f"{_f(r.get('speedup_eager'), '.2f', 'x')} | {_f(r.get('speedup_compile'), '.2f', 'x')} | {marks} |"
+            f"{_f(r.get('speedup_eager'), '.2f', 'x')} | {_f(r.get('speedup_compile'), '.2f', 'x')} | "
+            f"{_f(r.get('speedup_eager_best'), '.2f', 'x')} / {_f(r.get('speedup_compile_best'), '.2f', 'x')} | {marks} |"
         )
     return lines
 
@@ -130,7 +132,9 @@ def models_table(rows: list[dict]) -> list[str]:
 def render_markdown(report: dict) -> str:
     """The whole report as markdown: machine, targets, op table, model table."""
     parts = ["## Benchmark results", "", *_machine_lines(report), "",
-             "Speedups are medians of interleaved rounds measured in the same process. GB/s counts the bytes an "
+             "Speedups are ratios of medians of interleaved rounds measured in the same process (targets are judged "
+             "on these); the fastest-rounds ratios compare each variant's best round, a cross-check that other "
+             "processes disturb less. GB/s counts the bytes an "
              "ideal kernel must move (forward: read x + write y; forward+backward: 5 tensor passes); % copy is that "
              "rate over the large `copy_` bandwidth, % same-size copy over a `copy_` of a tensor of the case's size.",
              "", "### Targets (CPU, fused vs eager / torch.compile)", "", *targets_table(report["targets"]), "",

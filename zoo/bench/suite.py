@@ -22,13 +22,14 @@ class Config:
     """What to run and how long to sample. `quick` picks a small subset and fewer rounds."""
 
     quick: bool = False
-    rounds: int = 0  # 0: 5 quick, 15 full
+    rounds: int = 0  # 0: 5 quick, 11 full
     sample_s: float = 0.0  # 0: 0.01 quick, 0.02 full
     shapes: list[tuple[int, ...]] | None = None
     variants: tuple[str, ...] = VARIANTS
     models: bool = True
     model_batch: int = 2  # >= 2: BatchNorm layers refuse single-item training batches
-    model_budget_s: float = 0.0  # seconds per (model, kind); 0: 3 quick, 15 full
+    model_budget_s: float = 0.0  # seconds per (model, kind); 0: 3 quick, 10 full
+    models_total_s: float = 0.0  # seconds for all model rows; 0: 20 quick, 200 full
     steady_alloc: bool = True
     threads: int = 0  # 0: leave torch's default
     only: str = ""  # substring filter on case keys / model names
@@ -36,9 +37,10 @@ class Config:
     devices: list[str] = field(default_factory=lambda: ["cpu", "cuda"])
 
     def __post_init__(self) -> None:
-        self.rounds = self.rounds or (5 if self.quick else 15)
+        self.rounds = self.rounds or (5 if self.quick else 11)
         self.sample_s = self.sample_s or (0.01 if self.quick else 0.02)
-        self.model_budget_s = self.model_budget_s or (3.0 if self.quick else 15.0)
+        self.model_budget_s = self.model_budget_s or (3.0 if self.quick else 10.0)
+        self.models_total_s = self.models_total_s or (20.0 if self.quick else 200.0)
 
 
 def _log(msg: str) -> None:
@@ -142,12 +144,19 @@ def run(cfg: Config, progress: Callable[[str], None] = _log) -> dict:
         report["ops"].extend(_no_gpu_rows(op_cases(quick=cfg.quick, shapes=shapes)))
     if cfg.models:
         reason = fused_unavailable_reason("cpu")
+        t_models = time.perf_counter()
         for name in trainable_models():
             if cfg.only and cfg.only not in name:
                 continue
             for kind in KINDS:
-                row = bench_model(name, kind, batch=cfg.model_batch, max_rounds=max(3, cfg.rounds // 3),
-                                  budget_s=cfg.model_budget_s, fused_reason=reason)
+                left = cfg.models_total_s - (time.perf_counter() - t_models)
+                if left <= 0:
+                    report["models"].append({"model": name, "kind": kind, "batch": cfg.model_batch, "device": "cpu",
+                                             "status": "skipped", "reason": f"the {cfg.models_total_s:g} s budget "
+                                             "for all model rows is used up"})
+                    continue
+                row = bench_model(name, kind, batch=cfg.model_batch, max_rounds=max(3, cfg.rounds // 2),
+                                  budget_s=min(cfg.model_budget_s, max(left, 0.0)), fused_reason=reason)
                 report["models"].append(row)
                 progress(f"[bench] model {name} {kind}: " + (
                     f"reference {row['reference_ms']:.1f} ms" + (f", cpp {row['cpp_ms']:.1f} ms"
