@@ -1,0 +1,192 @@
+"""Training recipes for `zoo train dcgan-mnist` / `zoo train dcgan-64`: non-saturating GAN loss, Adam(2e-4, 0.5),
+one-sided label smoothing and an exponential moving average (EMA) of the generator, which is what ships."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zoo.errors import ConfigError
+from zoo.train import Recipe, TrainOptions
+
+from .networks import Dcgan64Discriminator, MnistDiscriminator, build_dcgan64_generator, build_mnist_generator
+
+
+@dataclass
+class GanOptions(TrainOptions):
+    """DCGAN training flags on top of the engine's common ones."""
+
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1 (beta2 is 0.999)"})
+    real_label: float = field(default=0.9, metadata={"help": "target for real images in D's loss (one-sided "
+                                                           "label smoothing; 1.0 disables it)"})
+    ema: float = field(default=0.999, metadata={"help": "decay of the generator's weight EMA (the exported "
+                                                    "generator); 0 exports the raw generator"})
+    bn_recalibration: int = field(default=20, metadata={"help": "batches of 256 latents used to re-estimate the "
+                                                                "exported generator's BatchNorm statistics"})
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al. initialisation: conv/linear weights N(0, 0.02), BatchNorm scales N(1, 0.02) and zero shifts."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(generator: nn.Module, batches: int, batch_size: int = 256, seed: int = 0) -> nn.Module:
+    """Return a copy of `generator` whose BatchNorm running statistics are the exact averages over `batches` batches
+    of fresh latents: an EMA of weights does not match the running statistics collected by the raw generator."""
+    out = copy.deepcopy(generator)
+    norms = [m for m in out.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if batches < 1 or not norms:
+        return out.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    out.train()
+    gen = torch.Generator().manual_seed(seed)
+    device = next(out.parameters()).device
+    for _ in range(batches):
+        out(torch.randn(batch_size, out.latent_dim, generator=gen).to(device))
+    for m in norms:
+        m.momentum = 0.1
+    return out.eval()
+
+
+class _GanRecipe(Recipe):
+    """Shared DCGAN loop; subclasses provide the networks and the data."""
+
+    Options = GanOptions
+
+    def _networks(self) -> tuple[nn.Module, nn.Module]:
+        raise NotImplementedError
+
+    def build(self, device: torch.device):
+        opts = self.opts
+        if not 0.0 <= opts.ema < 1.0:
+            raise ConfigError(f"--ema must be in [0, 1), got {opts.ema}")
+        G, D = self._networks()
+        G.apply(dcgan_init)
+        D.apply(dcgan_init)
+        self.G, self.D = G.to(device), D.to(device)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+        self._exported: nn.Module | None = None
+        betas = (opts.beta1, 0.999)
+        optimizers = {"D": torch.optim.Adam(self.D.parameters(), opts.lr, betas=betas),
+                      "G": torch.optim.Adam(self.G.parameters(), opts.lr, betas=betas)}
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}, optimizers
+
+    def step(self, batch, it: int) -> dict[str, float]:
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        z = torch.randn(real.shape[0], self.G.latent_dim, device=real.device)
+        fake = self.G(z)
+        d_real, d_fake = self.D(real), self.D(fake.detach())
+        loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.opts.real_label))
+                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        self.optimize("D", loss_d)
+        d_gen = self.D(fake)
+        loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        self.optimize("G", loss_g)
+        self._update_ema()
+        self._exported = None
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        for pe, pg in zip(self.G_ema.parameters(), self.G.parameters()):
+            pe.lerp_(pg, 1.0 - self.opts.ema)
+        for be, bg in zip(self.G_ema.buffers(), self.G.buffers()):
+            be.copy_(bg)
+
+    def sample_images(self) -> Tensor:
+        return self.export_module().sample(64, seed=0)
+
+    def export_module(self) -> nn.Module:
+        if self._exported is None:  # one recalibration per epoch serves grid and checkpoint
+            self._exported = recalibrate_batchnorm(self.G_ema, self.opts.bn_recalibration, seed=self.opts.seed)
+        return self._exported
+
+
+class MnistRecipe(_GanRecipe):
+    """dcgan-mnist on the embedded 5k MNIST digits (or IDX files from --data)."""
+
+    def _networks(self):
+        return build_mnist_generator(**self.spec.config), MnistDiscriminator(channels=self.spec.config.get("channels", 1))
+
+    def dataset(self):
+        from zoo.data.mnist import load_mnist
+
+        images, _ = load_mnist(self.opts.data or None)
+        return torch.utils.data.TensorDataset(images)
+
+
+@dataclass
+class Dcgan64Options(GanOptions):
+    """dcgan-64 flags: the discriminator width (the generator's config comes from the model)."""
+
+    ndf: int = field(default=64, metadata={"help": "discriminator base width (pytorch/examples --ndf)"})
+    bn_recalibration: int = field(default=0, metadata={"help": "batches of 256 latents used to re-estimate the "
+                                                               "exported generator's BatchNorm statistics"})
+
+
+class ImageFolderDataset(torch.utils.data.Dataset):
+    """Images of a folder, centre-cropped to a square and resized to `size`, as (C, size, size) in [-1, 1]."""
+
+    def __init__(self, folder: str, size: int, channels: int):
+        from zoo.imageio import list_images
+
+        self.paths, self.size, self.channels = list_images(folder), size, channels
+        if not self.paths:
+            raise ConfigError(f"{folder} holds no images (png/jpg/...); dcgan-64 needs a folder of training images")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Tensor:
+        from zoo.imageio import read_image
+
+        x, _, _ = read_image(self.paths[index])
+        if x.shape[0] != self.channels:
+            x = x.mean(0, keepdim=True) if self.channels == 1 else x.expand(self.channels, -1, -1)
+        h, w = x.shape[1:]
+        s = min(h, w)
+        x = x[:, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+        x = F.interpolate(x[None], size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        return (x[0] * 2 - 1).clamp(-1, 1)
+
+
+class Dcgan64Recipe(_GanRecipe):
+    """dcgan-64 (Radford et al.) on a folder of images (--data DIR, centre-cropped and resized to image_size);
+    without --data, on the 100 small LFW faces embedded in scikit-image."""
+
+    Options = Dcgan64Options
+
+    def _networks(self):
+        cfg = self.spec.config
+        return (build_dcgan64_generator(**cfg),
+                Dcgan64Discriminator(nc=cfg["nc"], ndf=self.opts.ndf, image_size=cfg["image_size"]))
+
+    def dataset(self):
+        cfg = self.spec.config
+        if self.opts.data:
+            return ImageFolderDataset(self.opts.data, cfg["image_size"], cfg["nc"])
+        return torch.utils.data.TensorDataset(embedded_faces(cfg["image_size"], cfg["nc"]))
+
+
+def embedded_faces(size: int, channels: int) -> Tensor:
+    """Default dcgan-64 data: the 100 grey 25x25 LFW faces shipped with scikit-image, resized, in [-1, 1]."""
+    import numpy as np
+
+    from zoo.data import packaged_file
+
+    faces = torch.from_numpy(np.load(packaged_file("scikit-image", "skimage/data/lfw_subset.npy"))[:100]).float()
+    x = F.interpolate(faces[:, None], size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+    return (x * 2 - 1).expand(-1, channels, -1, -1).contiguous()
