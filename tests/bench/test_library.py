@@ -236,3 +236,16 @@ def test_machine_description():
     assert d["torch_version"] == torch.__version__
     assert isinstance(d["cpu_model"], str) and d["cpu_model"]
     assert d["cuda_available"] == torch.cuda.is_available()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_case_is_timed_with_events_against_the_device_copy_bandwidth():
+    from zoo.bench.suite import Config, run_op_case
+
+    case = OpCase("instance_norm_act", (2, 4, 8, 8), "nchw", "fwd", "cuda")
+    copy = bandwidth.copy_bandwidth(1 << 24, device="cuda", rounds=2, sample_s=0.001)
+    assert copy["device"] == "cuda"
+    rows = run_op_case(case, Config(quick=True, rounds=2, variants=("eager",)), copy, None)
+    assert rows[0]["status"] == "ok" and rows[0]["device"] == "cuda"
+    assert rows[0]["pct_copy"] == pytest.approx(100 * rows[0]["gbs"] / copy["gbs"])
