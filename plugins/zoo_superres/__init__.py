@@ -7,6 +7,7 @@ from importlib import resources
 from typing import Any
 
 import zoo
+from zoo.tasks.superres import evaluate
 
 from .adapters import adapt_esrgan, adapt_generic, infer_esrgan_config, infer_espcn_config, infer_srresnet_config
 from .networks import build_espcn, build_rrdbnet, build_srresnet
@@ -30,17 +31,21 @@ def _espcn_specs() -> list[zoo.ModelSpec]:
     specs = []
     for scale in (2, 3, 4):
         wf, card = _shipped(f"espcn-x{scale}")
-        config = card.get("config", {"scale": scale, "width": 64, "mid_width": 32, "activation": "tanh",
-                                     "residual": False})
+        # Default: the variant that trained best here (ReLU, 128/64 wide, bicubic skip); the paper's is
+        # width=64, mid_width=32, activation="tanh", residual=False.
+        config = card.get("config", {"scale": scale, "width": 128, "mid_width": 64, "activation": "relu",
+                                     "residual": True})
+        act = config.get("activation", "tanh")
         specs.append(zoo.ModelSpec(
             name=f"espcn-x{scale}", task="super-resolution", builder=build_espcn, config=config, weights=wf,
-            architecture="ESPCN: conv5x5-tanh, conv3x3-tanh, conv3x3 to C*r^2, PixelShuffle(r)"
+            architecture=f"ESPCN: conv5x5 ({config.get('width', 64)})-{act}, conv3x3 ({config.get('mid_width', 32)})-"
+                         f"{act}, conv3x3 to C*r^2, PixelShuffle(r)"
                          + (" + bicubic skip (predicts the residual over bicubic)" if config.get("residual") else ""),
             paper="Shi et al. 2016, Real-Time Single Image and Video Super-Resolution Using an Efficient Sub-Pixel "
                   "Convolutional Neural Network (arXiv:1609.05158)",
             training_data=card.get("training_data", ""), contract=_CONTRACT, reproduce=card.get("reproduce", ""),
             scores=card.get("scores", {}), key_adapter=adapt_generic, infer_config=infer_espcn_config,
-            recipe=ESPCNRecipe,
+            recipe=ESPCNRecipe, evaluate=evaluate,
             description=f"Small fast x{scale} upscaler" + (" (trained here; weights shipped)" if wf else
                                                           " (architecture only; train it with `zoo train`)"),
         ))
@@ -57,7 +62,8 @@ def _gan_specs() -> list[zoo.ModelSpec]:
             architecture="SRResNet: conv9x9-PReLU, 16 x (conv-BN-PReLU-conv-BN) residual blocks, conv-BN, global "
                          "skip, 2 x (conv, PixelShuffle(2), PReLU), conv9x9",
             paper=paper_srgan, contract=_CONTRACT, key_adapter=adapt_generic, infer_config=infer_srresnet_config,
-            recipe=PixelRecipe, description="SRResNet x4 trained with a pixel (L1) loss (stage 1)",
+            recipe=PixelRecipe, evaluate=evaluate,
+            description="SRResNet x4 trained with a pixel (L1) loss (stage 1)",
         ),
         zoo.ModelSpec(
             name="srgan-x4", task="super-resolution", builder=build_srresnet,
@@ -65,7 +71,8 @@ def _gan_specs() -> list[zoo.ModelSpec]:
             architecture="SRGAN generator (= SRResNet) trained against a VGG-style discriminator "
                          "(8 convs, Dense(1024), LeakyReLU(0.2) via zoo.ops, Dense(1))",
             paper=paper_srgan, contract=_CONTRACT, key_adapter=adapt_generic, infer_config=infer_srresnet_config,
-            recipe=SRGANRecipe, description="SRGAN x4 generator (stage 2: adversarial + pixel/perceptual)",
+            recipe=SRGANRecipe, evaluate=evaluate,
+            description="SRGAN x4 generator (stage 2: adversarial + pixel/perceptual)",
         ),
         zoo.ModelSpec(
             name="esrgan", task="super-resolution", builder=build_rrdbnet,
@@ -76,7 +83,7 @@ def _gan_specs() -> list[zoo.ModelSpec]:
             paper="Wang et al. 2018, ESRGAN: Enhanced Super-Resolution Generative Adversarial Networks "
                   "(arXiv:1809.00219)",
             contract=_CONTRACT, key_adapter=adapt_esrgan, infer_config=infer_esrgan_config,
-            recipe=ESRGANRecipe,
+            recipe=ESRGANRecipe, evaluate=evaluate,
             description="ESRGAN / Real-ESRGAN generator; load BasicSR, Real-ESRGAN or original ESRGAN checkpoints "
                         "with weights=PATH (scale, blocks and widths are read from the keys)",
         ),

@@ -163,7 +163,8 @@ class SRGANDiscriminator(nn.Module):
             raise ConfigError(f"SRGAN discriminator input_size must be a positive multiple of 16, got {input_size}")
         self.in_channels = _check_channels(in_channels)
         self.input_size = input_size
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, num_feat, 3, 1, 1, bias=False), zoo.ops.FusedLeakyReLU(num_feat)]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, num_feat, 3, 1, 1, bias=False),
+                                   zoo.ops.FusedLeakyReLU(num_feat)]
         plan = [(num_feat, 2), (num_feat * 2, 1), (num_feat * 2, 2), (num_feat * 4, 1), (num_feat * 4, 2),
                 (num_feat * 8, 1), (num_feat * 8, 2)]
         ch = num_feat

@@ -152,7 +152,7 @@ class GANOptions(PixelOptions):
     """Stage 2 options: adversarial + pixel (+ optional perceptual) losses."""
 
     lr: float = field(default=1e-4, metadata={"help": "Adam learning rate of G and D"})
-    patch: int = field(default=24, metadata={"help": "LR patch size; HR patch (patch x scale) must be a multiple of 16"})
+    patch: int = field(default=24, metadata={"help": "LR patch size; patch x scale must be a multiple of 16"})
     pixel_weight: float = field(default=1e-2, metadata={"help": "weight of the L1 pixel loss"})
     adv_weight: float = field(default=5e-3, metadata={"help": "weight of the generator's adversarial loss"})
     perceptual_weights: str = field(default="", metadata={"help": "local torchvision VGG19 weights for the "
