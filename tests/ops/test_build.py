@@ -75,6 +75,7 @@ def test_failed_build_writes_log_and_is_not_retried(tmp_path, monkeypatch):
     from torch.utils import cpp_extension
 
     monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    monkeypatch.delenv("ZOO_OPS_BUILD_ROOT", raising=False)
     calls = []
 
     def failing_load(**kwargs):
@@ -102,8 +103,15 @@ def test_build_key_changes_with_sources_and_versions(monkeypatch):
     assert key != _build.build_key(sources, ["-O3"])
 
 
-def _run_python(code: str, env: dict, timeout: float) -> subprocess.CompletedProcess:
+def _isolated(env: dict) -> dict:
+    """os.environ plus `env`, without a shared JIT build root (so the test builds in its own ZOO_HOME)."""
     full = {**os.environ, **env}
+    full.pop("ZOO_OPS_BUILD_ROOT", None)
+    return full
+
+
+def _run_python(code: str, env: dict, timeout: float) -> subprocess.CompletedProcess:
+    full = _isolated(env)
     return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -144,7 +152,7 @@ def test_sigkilled_build_leaves_no_hang_and_next_build_recovers(tmp_path):
     """Kill a real JIT build (the whole process group, compilers included) halfway; the next one must finish."""
     env = {"ZOO_HOME": str(tmp_path), "ZOO_OPS_BACKEND": "auto"}
     build = _NO_AOT + "from zoo.ops import _build; print(_build.build_and_load())"
-    proc = subprocess.Popen([sys.executable, "-c", build], env={**os.environ, **env}, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, "-c", build], env=_isolated(env), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     root = tmp_path / "ops"
     deadline = time.monotonic() + 600
@@ -214,3 +222,25 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
     assert not failures, failures
     for source in sources:
         assert (tmp_path / f"{source.stem}.o").stat().st_size > 0
+
+
+def test_stale_ahead_of_time_binary_is_detected(tmp_path):
+    """A zoo._C built from other sources is recognised by the digest it embeds (and then not loaded)."""
+    current, other = tmp_path / "current.so", tmp_path / "other.so"
+    current.write_bytes(b"\0ELF...ZOO_OPS_SOURCES_SHA256=" + _build.sources_sha256().encode() + b";\0...")
+    other.write_bytes(b"\0ELF...ZOO_OPS_SOURCES_SHA256=" + b"0" * 64 + b";\0...")
+    assert _build.aot_binary_is_current(str(current))
+    assert not _build.aot_binary_is_current(str(other))
+
+
+def test_backend_info_says_what_serves_each_device(cpp):
+    import zoo.ops as ops
+
+    with ops.use_backend("auto"):
+        info = ops.backend_info()
+    assert info["requested"] == "auto" and info["extension"]["status"] == "loaded"
+    assert info["devices"]["cpu"]["backend"] == "cpp" and "compiled kernels" in info["devices"]["cpu"]["reason"]
+    assert info["devices"]["cuda"]["reason"]
+    with ops.use_backend("reference"):
+        assert ops.backend_info()["devices"]["cpu"] == {"backend": "reference",
+                                                       "reason": "reference requested (use_backend())"}

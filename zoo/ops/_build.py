@@ -1,9 +1,10 @@
 """Just-in-time build of the C++/CUDA ops with torch.utils.cpp_extension, safe against interrupted builds.
 
-The build directory is keyed by a hash of the sources, the flags and the torch/CUDA/Python versions, so an upgrade
-never loads a stale binary. A lock file next to it (pid, host, heartbeat) serialises builders; a lock whose owner is
-dead, or whose heartbeat is older than ZOO_OPS_LOCK_TIMEOUT seconds, is taken over and the half-built directory is
-wiped. A failed build leaves a FAILED marker with the log path, so later processes do not retry it.
+The build directory (under $ZOO_OPS_BUILD_ROOT, default <zoo cache>/ops) is keyed by a hash of the sources, the
+flags and the torch/CUDA/Python versions, so an upgrade never loads a stale binary. A lock file next to it (pid,
+host, heartbeat) serialises builders; a lock whose owner is dead, or whose heartbeat is older than
+ZOO_OPS_LOCK_TIMEOUT seconds, is taken over and the half-built directory is wiped. A failed build leaves a FAILED
+marker with the log path, so later processes do not retry it.
 """
 from __future__ import annotations
 
@@ -71,6 +72,12 @@ def build_key(sources: list[Path], flags: list[str]) -> str:
     h.update(json.dumps([[p.name for p in sources], flags, torch.__version__, str(torch.version.cuda),
                          sys.version, platform.machine()]).encode())
     return h.hexdigest()[:16]
+
+
+def build_root() -> Path:
+    """Where JIT builds live: $ZOO_OPS_BUILD_ROOT, else <zoo cache>/ops (ZOO_HOME or ~/.cache/zoo)."""
+    env = os.environ.get("ZOO_OPS_BUILD_ROOT")
+    return Path(env).expanduser() if env else zoo_home() / "ops"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -157,7 +164,7 @@ def build_and_load(verbose: bool = False) -> Path:
         cuda_flags = ["-O3", "--use_fast_math", "-DWITH_CUDA"]
     cflags = CXX_FLAGS + (["-DWITH_CUDA"] if cuda_flags else [])
     key = build_key(sources, cflags + cuda_flags + LD_FLAGS)
-    root = zoo_home() / "ops"
+    root = build_root()
     build_dir = root / f"zoo_ops-{key}"
     failed = build_dir / "FAILED"
     built = (build_dir / f"zoo_ops_{key}.so").exists()
