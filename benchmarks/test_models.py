@@ -15,9 +15,9 @@ BATCH = 2
 
 
 @pytest.fixture(scope="session")
-def smoke_models() -> set[str]:
-    """Under --benchmark-disable only the smallest trainable model of each task runs (the others take seconds to
-    minutes per call on CPU)."""
+def smoke_items() -> set[tuple[str, str]]:
+    """Under --benchmark-disable only cheap items run (the others take seconds to minutes per call on CPU): the
+    inference of the smallest trainable model of each task, and the training step of the smallest one overall."""
     import zoo
 
     smallest: dict[str, tuple[int, str]] = {}
@@ -25,18 +25,21 @@ def smoke_models() -> set[str]:
         spec = zoo.registry.get_spec(name)
         size = sum(p.numel() for p in spec.builder(**spec.config).parameters())
         smallest[spec.task] = min(smallest.get(spec.task, (size, name)), (size, name))
-    return {name for _, name in smallest.values()}
+    items = {(name, "inference") for _, name in smallest.values()}
+    if smallest:
+        items.add((min(smallest.values())[1], "train_step"))
+    return items
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("model", MODELS)
-def test_model(benchmark, benchmarks_disabled, smoke_models, model, kind, backend):
+def test_model(benchmark, benchmarks_disabled, smoke_items, model, kind, backend):
     from zoo import ops
     from zoo.errors import ZooError
 
-    if benchmarks_disabled and model not in smoke_models:
-        pytest.skip("with --benchmark-disable only the smallest model of each task is smoke-run")
+    if benchmarks_disabled and (model, kind) not in smoke_items:
+        pytest.skip("with --benchmark-disable only the cheapest models are smoke-run")
     if backend == "cpp":
         reason = fused_unavailable_reason("cpu")
         if reason is not None:
