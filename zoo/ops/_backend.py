@@ -71,11 +71,15 @@ def load_extension() -> bool:
             from zoo.ops import _build
 
             spec = importlib.util.find_spec("zoo._C")
+            why = "zoo._C is not built" if spec is None else f"{spec.origin} was built from other sources"
             if spec is not None and spec.origin and _build.aot_binary_is_current(spec.origin):
-                importlib.import_module("zoo._C")
-                _ext.update(origin="ahead-of-time (setup.py)", path=spec.origin)
-            else:
-                why = "zoo._C is not built" if spec is None else f"{spec.origin} was built from other sources"
+                try:
+                    importlib.import_module("zoo._C")
+                    _ext.update(origin="ahead-of-time (setup.py)", path=spec.origin)
+                    why = None
+                except (ImportError, OSError) as exc:  # e.g. built against another torch: undefined symbols
+                    why = f"{spec.origin} failed to load ({exc})"
+            if why is not None:
                 if os.environ.get("ZOO_OPS_NO_JIT"):
                     raise RuntimeError(f"{why} and ZOO_OPS_NO_JIT is set")
                 _ext.update(origin=f"just-in-time (torch.utils.cpp_extension.load; {why})",
