@@ -15,11 +15,11 @@ from zoo.train import Recipe
 class BenchGen(nn.Module):
     """latent -> 1x4x4 image through one zoo.ops layer."""
 
-    def __init__(self, latent_dim: int = 3) -> None:
+    def __init__(self, latent_dim: int = 3, fused: bool = True) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.fc = nn.Linear(latent_dim, 16)
-        self.act = ops.LeakyReLU(0.2)
+        self.act = ops.LeakyReLU(0.2) if fused else nn.LeakyReLU(0.2)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.act(self.fc(z))).view(-1, 1, 4, 4)
@@ -28,8 +28,8 @@ class BenchGen(nn.Module):
         return self(torch.randn(n, self.latent_dim))
 
 
-def build_bench_gen(latent_dim: int = 3) -> BenchGen:
-    return BenchGen(latent_dim)
+def build_bench_gen(latent_dim: int = 3, fused: bool = True) -> BenchGen:
+    return BenchGen(latent_dim, fused)
 
 
 class BenchRecipe(Recipe):
@@ -63,13 +63,15 @@ class NoDataRecipe(BenchRecipe):
 def bench_models(register_spec):
     for name, recipe in (("bench-tiny", BenchRecipe), ("bench-nodata", NoDataRecipe)):
         register_spec(zoo.ModelSpec(name=name, task="generation", builder=build_bench_gen, recipe=recipe))
+    register_spec(zoo.ModelSpec(name="bench-plain", task="generation", builder=build_bench_gen,
+                                config={"fused": False}, recipe=BenchRecipe))
     return ["bench-tiny", "bench-nodata"]
 
 
 def test_trainable_models_lists_models_with_a_recipe(bench_models, register_spec):
     register_spec(zoo.ModelSpec(name="bench-norecipe", task="generation", builder=build_bench_gen))
     names = trainable_models()
-    assert set(bench_models) <= set(names) and "bench-norecipe" not in names
+    assert set(bench_models) <= set(names) and "bench-plain" in names and "bench-norecipe" not in names
 
 
 @pytest.mark.slow  # the cpp backend loads (on a fresh ZOO_HOME: JIT-builds) the C++ ops
@@ -99,3 +101,9 @@ def test_model_over_budget_is_skipped_with_the_reason(bench_models):
 def test_model_needing_data_is_skipped_not_failed(bench_models):
     row = bench_model("bench-nodata", "train_step", batch=2, max_rounds=3, budget_s=30.0, fused_reason=None)
     assert row["status"] == "skipped" and "--data" in row["reason"]
+
+
+def test_model_without_zoo_ops_layers_times_reference_only(bench_models):
+    row = bench_model("bench-plain", "inference", batch=2, max_rounds=2, budget_s=30.0, fused_reason=None)
+    assert row["status"] == "ok" and row["fused_modules"] == 0 and row["reference_ms"] > 0
+    assert "cpp_ms" not in row and "no zoo.ops layers" in row["cpp_reason"]

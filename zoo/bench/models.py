@@ -118,6 +118,7 @@ def bench_model(
     A warm-up call and a timed reference call first measure the cost t; the whole item then costs about
     (4 + 2 * rounds) * t (two estimate calls, one calibration call per backend, the rounds), so the rounds are as
     many as fit in `budget_s` (1..max_rounds). A model that does not fit even one round is skipped, and says so.
+    A model without zoo.ops layers is timed with the reference backend only (the cpp backend would run the same code).
     """
     from zoo import ops
     from zoo.errors import ZooError
@@ -126,6 +127,8 @@ def bench_model(
     try:
         make = inference_call if kind == "inference" else train_step_call
         call, row["input"], row["fused_modules"] = make(name, batch, device)
+        if row["fused_modules"] == 0:
+            fused_reason = "no zoo.ops layers: the backend does not change this model, so only reference is timed"
         with ops.use_backend("reference"):
             call()  # first-call costs (allocations, kernel selection) stay out of the estimate
             one = Clock(device).time(call, 1)

@@ -124,7 +124,12 @@ def models_table(rows: list[dict]) -> list[str]:
         if r["status"] != "ok":
             lines.append(f"{head} | {r['status']}: {r.get('reason', '')} | | |")
             continue
-        cpp = _f(r.get("cpp_ms"), ".1f") if "cpp_ms" in r else f"not available: {r.get('cpp_reason', '')}"
+        if "cpp_ms" in r:
+            cpp = _f(r["cpp_ms"], ".1f")
+        elif r.get("fused_modules") == 0:
+            cpp = "= reference (no zoo.ops layers)"
+        else:
+            cpp = f"not available: {r.get('cpp_reason', '')}"
         lines.append(f"{head} {r.get('rounds', '')} | {r['reference_ms']:.1f} | {cpp} | {_f(r.get('ratio'), '.2f', 'x')} |")
     return lines
 

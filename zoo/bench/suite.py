@@ -28,8 +28,8 @@ class Config:
     variants: tuple[str, ...] = VARIANTS
     models: bool = True
     model_batch: int = 2  # >= 2: BatchNorm layers refuse single-item training batches
-    model_budget_s: float = 0.0  # seconds per (model, kind); 0: 3 quick, 10 full
-    models_total_s: float = 0.0  # seconds for all model rows; 0: 20 quick, 200 full
+    model_budget_s: float = 0.0  # seconds per (model, kind); 0: 3 quick, 25 full
+    models_total_s: float = 0.0  # seconds for all model rows; 0: 20 quick, 240 full
     steady_alloc: bool = True
     threads: int = 0  # 0: leave torch's default
     only: str = ""  # substring filter on case keys / model names
@@ -39,8 +39,8 @@ class Config:
     def __post_init__(self) -> None:
         self.rounds = self.rounds or (5 if self.quick else 11)
         self.sample_s = self.sample_s or (0.01 if self.quick else 0.02)
-        self.model_budget_s = self.model_budget_s or (3.0 if self.quick else 10.0)
-        self.models_total_s = self.models_total_s or (20.0 if self.quick else 200.0)
+        self.model_budget_s = self.model_budget_s or (3.0 if self.quick else 25.0)
+        self.models_total_s = self.models_total_s or (20.0 if self.quick else 240.0)
 
 
 def _log(msg: str) -> None:
@@ -156,7 +156,7 @@ def run(cfg: Config, progress: Callable[[str], None] = _log) -> dict:
                                              "for all model rows is used up"})
                     continue
                 row = bench_model(name, kind, batch=cfg.model_batch, max_rounds=max(3, cfg.rounds // 2),
-                                  budget_s=min(cfg.model_budget_s, max(left, 0.0)), fused_reason=reason)
+                                  budget_s=min(cfg.model_budget_s, left), fused_reason=reason)
                 report["models"].append(row)
                 progress(f"[bench] model {name} {kind}: " + (
                     f"reference {row['reference_ms']:.1f} ms" + (f", cpp {row['cpp_ms']:.1f} ms"

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", action="append", default=None, metavar="NxCxHxW",
                    help="op shapes to run instead of the standard ones (repeatable)")
     p.add_argument("--model-budget", type=float, default=0.0, metavar="SECONDS",
-                   help="time budget per model and kind (default 10, quick 3); slower models are skipped")
+                   help="time budget per model and kind (default 25, quick 3); slower models are skipped")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     p.add_argument("--no-fused", action="store_true", help="skip the fused (cpp backend) variant")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
