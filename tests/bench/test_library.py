@@ -120,9 +120,19 @@ def test_targets_met_missed_and_not_measured():
     assert fwd_eager["status"] == "missed" and (fwd_eager["met"], fwd_eager["measured"]) == (1, 2)
     assert "2.00x at 4x256x64x64" in fwd_eager["detail"]
     assert _summary(rows, "instance_norm_act forward >= 1.0x torch.compile")["status"] == "met"
+    assert fwd_eager["met_fastest_rounds"] == 0  # these rows carry no min_ms, hence no fastest-round ratios
     # no channels_last rows and no fused bias_leaky_relu rows: not measured, never "met"
     assert _summary(rows, "instance_norm_act channels_last forward >= 5x eager")["status"] == "not measured"
     assert _summary(rows, "bias_leaky_relu forward >= 2x eager")["status"] == "not measured"
+
+
+def test_fastest_round_ratios_are_counted_separately():
+    rows = _case_rows(1.0, 2.0, 1.0)
+    for r, best in zip(rows, (0.5, 2.0, 1.0)):
+        r["min_ms"] = best
+    _add_speedups(rows)
+    s = _summary(rows, "instance_norm_act forward >= 2.5x eager")
+    assert (s["status"], s["met"], s["met_fastest_rounds"]) == ("missed", 0, 1)  # 2.0x by medians, 4.0x by best
 
 
 def test_channels_last_target_applies_only_to_channels_last():

@@ -54,6 +54,7 @@ def evaluate(rows: list[dict], targets: tuple[Target, ...] = TARGETS) -> list[di
         applicable = [r for r in rows if t.applies(r)]
         measured = [r for r in applicable if r.get("status") == "ok" and r.get(t.metric) is not None]
         met = [r for r in measured if r[t.metric] >= t.threshold]
+        met_best = [r for r in measured if r.get(t.metric + "_best", 0.0) >= t.threshold]
         if not measured:
             reasons = sorted({r.get("reason", "") for r in applicable if r.get("reason")})
             status, detail = "not measured", "; ".join(reasons) or "no fused rows for this target in the run"
@@ -67,6 +68,7 @@ def evaluate(rows: list[dict], targets: tuple[Target, ...] = TARGETS) -> list[di
             "threshold": t.threshold,
             "status": status,
             "met": len(met),
+            "met_fastest_rounds": len(met_best),
             "measured": len(measured),
             "detail": detail,
         })
