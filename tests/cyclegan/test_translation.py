@@ -109,3 +109,14 @@ def test_cli_one_way_reference_generator_follows_direction(tmp_path):
     assert main(["translate", "cyclegan", "--weights", str(tmp_path / "latest_net_G_B.pth"), "--direction", "BtoA",
                  str(tmp_path / "x.png"), "-o", str(tmp_path / "y.png")]) == 0
     assert read_image(tmp_path / "y.png")[0].shape == (3, 8, 8)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_translation_matches_cpu(pair):
+    x = torch.rand(2, 1, 13, 21) * 2 - 1
+    expected = translate_tensor(pair, x, "AtoB")
+    on_gpu = prepare(CycleGANPair(1, 3, ngf=4, n_blocks=1), None)
+    on_gpu.load_state_dict(pair.state_dict())
+    assert next(on_gpu.parameters()).device.type == "cuda"  # chosen automatically
+    torch.testing.assert_close(translate_tensor(on_gpu, x, "AtoB").cpu(), expected, atol=1e-4, rtol=1e-3)
