@@ -20,7 +20,6 @@ namespace {
 
 constexpr int64_t kBlock = 4096;
 constexpr int64_t kChunk = 2048;
-constexpr int kLanes = 16;
 
 #define ZOO_INLINE __attribute__((always_inline)) inline
 
@@ -52,25 +51,24 @@ ZOO_INLINE void grad_impl(const T* __restrict__ g, const T* __restrict__ o, T* _
 template <typename T>
 ZOO_INLINE void grad_sum_impl(const T* __restrict__ g, const T* __restrict__ o, T* __restrict__ gx, int64_t n, T pos,
                               T neg, double& sum) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const Vec64<T> vpos = Vec64<T>{} + pos, vneg = Vec64<T>{} + neg, zero = {};
   double total = 0;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t end = std::min(n, start + kBlock);
-    T s[kLanes] = {};
+    Vec64<T> s = {};
     int64_t i = start;
-    for (; i + kLanes <= end; i += kLanes) {
-      for (int j = 0; j < kLanes; ++j) {
-        const T v = g[i + j] * (o[i + j] > T(0) ? pos : neg);
-        gx[i + j] = v;
-        s[j] += v;
-      }
+    for (; i + L <= end; i += L) {
+      const Vec64<T> v = load64<T>(g + i) * (load64<T>(o + i) > zero ? vpos : vneg);
+      std::memcpy(gx + i, &v, sizeof(v));
+      s += v;
     }
-    T st = 0;
+    T st = lanes_sum<T>(s);
     for (; i < end; ++i) {
       const T v = g[i] * (o[i] > T(0) ? pos : neg);
       gx[i] = v;
       st += v;
     }
-    for (int j = 0; j < kLanes; ++j) st += s[j];
     total += st;
   }
   sum += total;

@@ -61,6 +61,44 @@ inline T leaky(T y, T slope) {
 
 }  // namespace zoo
 
+#if !defined(__CUDACC__)
+#include <cstring>
+
+#define ZOO_CPU_INLINE __attribute__((always_inline)) inline
+
+namespace zoo {
+// 64-byte vectors (GCC/Clang vector extension): one zmm in the AVX-512 clone, two ymm / four xmm elsewhere. The
+// reductions are written on them explicitly because the compiler may not reorder a scalar sum into lanes itself.
+template <typename T>
+struct Vec64Of;
+template <>
+struct Vec64Of<float> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct Vec64Of<double> {
+  typedef double type __attribute__((vector_size(64)));
+};
+template <typename T>
+using Vec64 = typename Vec64Of<T>::type;
+
+template <typename T>
+ZOO_CPU_INLINE Vec64<T> load64(const T* p) {
+  Vec64<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename T>
+ZOO_CPU_INLINE T lanes_sum(Vec64<T> v) {
+  T total = 0;
+  for (int j = 0; j < static_cast<int>(64 / sizeof(T)); ++j) total += v[j];
+  return total;
+}
+
+}  // namespace zoo
+#endif
+
 // Hot CPU loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time by CPU features (GCC
 // ifunc; features, not CPU model names, so AMD and Intel alike get the wide clones), so one binary, built ahead of
 // time or just in time, runs everywhere and still vectorises wide.

@@ -25,7 +25,6 @@ constexpr int64_t kBlock = 4096;  // contiguous elements summed in float lanes b
 constexpr int64_t kChunk = 2048;  // float16/bfloat16 elements converted to float at a time
 constexpr int64_t kRows = 128;    // channels-last rows per block (flush / conversion unit)
 constexpr int64_t kChannelBlock = 64;
-constexpr int kLanes = 16;
 
 #define ZOO_INLINE __attribute__((always_inline)) inline
 
@@ -33,27 +32,23 @@ constexpr int kLanes = 16;
 
 template <typename T>
 ZOO_INLINE void plane_sums_impl(const T* __restrict__ x, int64_t n, T pivot, double& out_s, double& out_ss) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const Vec64<T> p = Vec64<T>{} + pivot;
   double S = 0, SS = 0;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t end = std::min(n, start + kBlock);
-    T s[kLanes] = {}, ss[kLanes] = {};
+    Vec64<T> s = {}, ss = {};
     int64_t i = start;
-    for (; i + kLanes <= end; i += kLanes) {
-      for (int j = 0; j < kLanes; ++j) {
-        const T d = x[i + j] - pivot;
-        s[j] += d;
-        ss[j] += d * d;
-      }
+    for (; i + L <= end; i += L) {
+      const Vec64<T> d = load64<T>(x + i) - p;
+      s += d;
+      ss += d * d;
     }
-    T st = 0, sst = 0;
+    T st = lanes_sum<T>(s), sst = lanes_sum<T>(ss);
     for (; i < end; ++i) {
       const T d = x[i] - pivot;
       st += d;
       sst += d * d;
-    }
-    for (int j = 0; j < kLanes; ++j) {
-      st += s[j];
-      sst += ss[j];
     }
     S += st;
     SS += sst;
@@ -73,31 +68,28 @@ ZOO_INLINE void plane_apply_impl(const T* __restrict__ x, T* __restrict__ out, i
 template <typename T>
 ZOO_INLINE void plane_bwd_sums_impl(const T* __restrict__ g, const T* __restrict__ x, int64_t n, T mean, T a, T b,
                                     T slope, double& out_sg, double& out_sgx) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const Vec64<T> vm = Vec64<T>{} + mean, va = Vec64<T>{} + a, vb = Vec64<T>{} + b, zero = {};
+  const Vec64<T> one = Vec64<T>{} + T(1), vslope = Vec64<T>{} + slope;
   double SG = 0, SGX = 0;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t end = std::min(n, start + kBlock);
-    T sg[kLanes] = {}, sgx[kLanes] = {};
+    Vec64<T> sg = {}, sgx = {};
     int64_t i = start;
-    for (; i + kLanes <= end; i += kLanes) {
-      for (int j = 0; j < kLanes; ++j) {
-        const T xc = x[i + j] - mean;
-        const T y = xc * a + b;
-        const T gy = g[i + j] * (y > T(0) ? T(1) : slope);
-        sg[j] += gy;
-        sgx[j] += gy * xc;
-      }
+    for (; i + L <= end; i += L) {
+      const Vec64<T> xc = load64<T>(x + i) - vm;
+      const Vec64<T> y = xc * va + vb;
+      const Vec64<T> gy = load64<T>(g + i) * (y > zero ? one : vslope);
+      sg += gy;
+      sgx += gy * xc;
     }
-    T st = 0, sxt = 0;
+    T st = lanes_sum<T>(sg), sxt = lanes_sum<T>(sgx);
     for (; i < end; ++i) {
       const T xc = x[i] - mean;
       const T y = xc * a + b;
       const T gy = g[i] * (y > T(0) ? T(1) : slope);
       st += gy;
       sxt += gy * xc;
-    }
-    for (int j = 0; j < kLanes; ++j) {
-      st += sg[j];
-      sxt += sgx[j];
     }
     SG += st;
     SGX += sxt;
