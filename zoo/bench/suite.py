@@ -22,14 +22,14 @@ class Config:
     """What to run and how long to sample. `quick` picks a small subset and fewer rounds."""
 
     quick: bool = False
-    rounds: int = 0  # 0: 5 quick, 11 full
+    rounds: int = 0  # 0: 5 quick, 9 full
     sample_s: float = 0.0  # 0: 0.01 quick, 0.02 full
     shapes: list[tuple[int, ...]] | None = None
     variants: tuple[str, ...] = VARIANTS
     models: bool = True
     model_batch: int = 2  # >= 2: BatchNorm layers refuse single-item training batches
-    model_budget_s: float = 0.0  # seconds per (model, kind); 0: 3 quick, 25 full
-    models_total_s: float = 0.0  # seconds for all model rows; 0: 20 quick, 240 full
+    model_budget_s: float = 0.0  # seconds per (model, kind); 0: 3 quick, 20 full
+    models_total_s: float = 0.0  # seconds for all model rows; 0: 20 quick, 150 full
     steady_alloc: bool = True
     threads: int = 0  # 0: leave torch's default
     only: str = ""  # substring filter on case keys / model names
@@ -37,10 +37,10 @@ class Config:
     devices: list[str] = field(default_factory=lambda: ["cpu", "cuda"])
 
     def __post_init__(self) -> None:
-        self.rounds = self.rounds or (5 if self.quick else 11)
+        self.rounds = self.rounds or (5 if self.quick else 9)
         self.sample_s = self.sample_s or (0.01 if self.quick else 0.02)
-        self.model_budget_s = self.model_budget_s or (3.0 if self.quick else 25.0)
-        self.models_total_s = self.models_total_s or (20.0 if self.quick else 240.0)
+        self.model_budget_s = self.model_budget_s or (3.0 if self.quick else 20.0)
+        self.models_total_s = self.models_total_s or (20.0 if self.quick else 150.0)
 
 
 def _log(msg: str) -> None:

@@ -28,12 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", metavar="OUT", help="write the results table as markdown")
     p.add_argument("--chart", metavar="OUT", help="write a PNG bar chart of the speedups")
     p.add_argument("--from-json", metavar="IN", help="render a saved JSON report instead of running")
-    p.add_argument("--rounds", type=int, default=0, help="interleaved rounds per case (default 11, quick 5)")
+    p.add_argument("--rounds", type=int, default=0, help="interleaved rounds per case (default 9, quick 5)")
     p.add_argument("--only", default="", metavar="TEXT", help="run only op cases / models whose name contains TEXT")
     p.add_argument("--shape", action="append", default=None, metavar="NxCxHxW",
                    help="op shapes to run instead of the standard ones (repeatable)")
     p.add_argument("--model-budget", type=float, default=0.0, metavar="SECONDS",
-                   help="time budget per model and kind (default 25, quick 3); slower models are skipped")
+                   help="time budget per model and kind (default 20, quick 3); slower models are skipped")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     p.add_argument("--no-fused", action="store_true", help="skip the fused (cpp backend) variant")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
