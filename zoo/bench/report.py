@@ -161,6 +161,10 @@ def write_markdown(report: dict, path: str | os.PathLike) -> Path:
     return path
 
 
+def _label(row: dict) -> str:
+    return f"{row['shape_str']}\n{'channels_last' if row['layout'] == 'channels_last' else 'NCHW'}"
+
+
 def write_chart(report: dict, path: str | os.PathLike) -> Path:
     """PNG bar chart: speedup over eager of fused and torch.compile per shape, one panel per (op, mode)."""
     import matplotlib
@@ -174,24 +178,25 @@ def write_chart(report: dict, path: str | os.PathLike) -> Path:
                     key=lambda p: (p[2], order.get(p[0], 99), order.get(p[1], 99)))
     if not panels:
         raise DataError("the report has no measured op rows to chart")
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(13, 3.2 * len(panels)), squeeze=False)
     thresholds = {("instance_norm_act", "fwd"): 2.5, ("instance_norm_act", "fwd+bwd"): 2.5,
                   ("bias_leaky_relu", "fwd"): 2.0, ("bias_leaky_relu", "fwd+bwd"): 2.0}
     for ax, (op, mode, device) in zip(axes[:, 0], panels):
         sel = [r for r in rows if (r["op"], r["mode"], r["device"]) == (op, mode, device)]
-        cases = list(dict.fromkeys(f"{r['shape_str']}\n{r['layout']}" for r in sel))
+        cases = list(dict.fromkeys(_label(r) for r in sel))
         variants = [v for v in ("fused", "compile", "eager") if any(r["variant"] == v for r in sel)]
         width = 0.8 / max(1, len(variants))
         for j, v in enumerate(variants):
-            vals = {f"{r['shape_str']}\n{r['layout']}": r["speedup_eager"] for r in sel if r["variant"] == v}
+            vals = {_label(r): r["speedup_eager"] for r in sel if r["variant"] == v}
             xs = [i + (j - (len(variants) - 1) / 2) * width for i in range(len(cases))]
             ax.bar(xs, [vals.get(c, 0.0) for c in cases], width, label=v, color=COLORS[v])
         if (op, mode) in thresholds and device == "cpu":
             ax.axhline(thresholds[(op, mode)], color="red", linestyle="--", linewidth=1, label="target vs eager")
         ax.set_xticks(range(len(cases)), cases, fontsize=7)
-        ax.set_ylabel("speedup vs eager")
+        ax.set_yscale("log")
+        ax.set_ylabel("speedup vs eager (log)")
         ax.set_title(f"{op} {mode} ({device}, float32)")
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(f"zoo fused ops: {report['machine'].get('cpu_model')}, {report['machine'].get('torch_threads')} "
                  f"threads, {report.get('created', '')}", fontsize=9)
     fig.tight_layout()
