@@ -53,7 +53,7 @@ def _ops_extensions() -> tuple[list, dict]:
     for path in sorted(csrc.iterdir()):
         if path.suffix in kinds:
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    cxx = ["-O3", "-g0", "-fopenmp", "-fno-math-errno", f"-DZOO_OPS_SOURCES_SHA256={digest.hexdigest()}"]
+    cxx = ["-O3", "-g0", "-fopenmp", "-fno-math-errno", "-Wno-psabi", f"-DZOO_OPS_SOURCES_SHA256={digest.hexdigest()}"]
     sources = sorted(str(p.relative_to(ROOT)) for p in csrc.glob("*.cpp"))
     cuda = sorted(str(p.relative_to(ROOT)) for p in csrc.glob("*.cu"))
     common = {"include_dirs": [str(csrc)], "extra_link_args": ["-fopenmp"]}

@@ -25,7 +25,7 @@ import torch
 
 from zoo.paths import zoo_home
 
-CXX_FLAGS = ["-O3", "-fopenmp", "-fno-math-errno"]
+CXX_FLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-Wno-psabi"]
 LD_FLAGS = ["-fopenmp"]
 HEARTBEAT_S = 5.0
 
