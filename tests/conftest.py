@@ -1,9 +1,16 @@
 """Shared fixtures: an isolated ZOO_HOME per test and a way to register test-only models."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from zoo.paths import zoo_home
 from zoo.plugins import registry
+
+# Just-in-time kernel builds (where zoo._C is missing or stale) are shared by all tests and sessions, although each
+# test gets its own ZOO_HOME below: a build takes minutes.
+os.environ.setdefault("ZOO_OPS_BUILD_ROOT", str(zoo_home() / "ops"))
 
 
 @pytest.fixture(autouse=True)
