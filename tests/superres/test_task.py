@@ -186,3 +186,13 @@ def test_shipped_espcn_x2_beats_bicubic_on_held_out_crop():
     sr, _ = upscale(model, lr, tile=32, overlap=8)
     gain = psnr(sr, hr, crop_border=2, y_channel=True) - psnr(bicubic(lr, 2), hr, crop_border=2, y_channel=True)
     assert gain > 0.5
+
+
+def test_only_one_bounded_tile_reaches_the_model():
+    """Peak device memory depends on the tile: the model never sees more than tile + 2 * overlap pixels a side."""
+    m = _espcn()
+    seen = []
+    m.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[0].shape)))
+    out, _ = upscale(m, torch.rand(3, 70, 90), tile=16, overlap=4)
+    assert out.shape == (3, 140, 180)
+    assert len(seen) == 5 * 6 and all(n == 1 and h <= 24 and w <= 24 for n, _, h, w in seen)
