@@ -116,7 +116,7 @@ def bench_model(
     """Time one model in one kind (inference | train_step) under both backends, interleaved; a row dict.
 
     Timed reference calls first estimate the cost t (the first call, with its one-off costs, and a second one only
-    if the first fits); the whole item then costs about (2 + 2 * (1 + rounds)) * t (estimate, one calibration call
+    if half the first would fit); the whole item then costs about (2 + 2 * (1 + rounds)) * t (estimate, one calibration call
     per backend, the rounds), so the rounds are as many as fit in `budget_s` (1..max_rounds). A model that does not
     fit even one round is skipped, and says so.
     A model without zoo.ops layers is timed with the reference backend only (the cpp backend would run the same code).
@@ -138,7 +138,7 @@ def bench_model(
         clock = Clock(device)
         with ops.use_backend("reference"):
             one = clock.time(call, 1)  # the first call (with one-off costs) is an upper bound of the cost
-            if fitting_rounds(one) >= 1:
+            if fitting_rounds(one / 2) >= 1:  # one-off costs can double a first call: look again
                 one = clock.time(call, 1)
         rounds = fitting_rounds(one)
         if rounds < 1:
