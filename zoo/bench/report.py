@@ -55,7 +55,7 @@ def _machine_lines(report: dict) -> list[str]:
             "quick") else ""),
         f"- Date: {report.get('created', '?')}, duration {_f(report.get('duration_s'), '.0f', ' s')}",
         f"- Machine: {m.get('cpu_model')}, {m.get('logical_cpus')} logical CPUs, torch {m.get('torch_version')} "
-        f"({m.get('torch_threads')} threads), Python {m.get('python')}",
+        f"(torch threads: {m.get('torch_threads')}), Python {m.get('python')}",
         f"- Load average before/after: {m.get('load_average')} / {after.get('load_average')}; other running "
         f"processes before/after: {m.get('busy_processes')} / {after.get('busy_processes')}"
         + (" -- the machine was shared, so absolute times are noisy; ratios were measured side by side"
@@ -197,8 +197,9 @@ def write_chart(report: dict, path: str | os.PathLike) -> Path:
         ax.set_ylabel("speedup vs eager (log)")
         ax.set_title(f"{op} {mode} ({device}, float32)")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.suptitle(f"zoo fused ops: {report['machine'].get('cpu_model')}, {report['machine'].get('torch_threads')} "
-                 f"threads, {report.get('created', '')}", fontsize=9)
+    m = report["machine"]
+    fig.suptitle(f"zoo fused ops: {m.get('cpu_model')}, torch threads: {m.get('torch_threads')}, "
+                 f"{report.get('created', '')}", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     with atomic_write(path, "wb") as f:
