@@ -54,6 +54,7 @@ def test_train_export_load(tiny_mnist, tmp_path):
     assert model.sample(3, seed=0).shape == (3, 1, 28, 28)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tiny_mnist, tmp_path):
     straight = run_training("dcgan-mnist", _flags(tiny_mnist, tmp_path / "a", 2))
     run_training("dcgan-mnist", _flags(tiny_mnist, tmp_path / "b", 1))
