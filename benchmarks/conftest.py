@@ -10,5 +10,7 @@ import pytest
 
 @pytest.fixture
 def benchmarks_disabled(request: pytest.FixtureRequest) -> bool:
-    """True when pytest-benchmark only smoke-runs (--benchmark-disable)."""
-    return bool(request.config.getoption("benchmark_disable", default=False))
+    """True when pytest-benchmark only smoke-runs (--benchmark-disable, which pyproject's addopts sets, unless
+    --benchmark-enable overrides it)."""
+    opt = request.config.getoption
+    return bool(opt("benchmark_disable", default=False)) and not opt("benchmark_enable", default=False)
