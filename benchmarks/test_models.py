@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from zoo.bench.cases import fused_unavailable_reason
-from zoo.bench.models import BACKENDS, KINDS, inference_call, train_step_call, trainable_models
+from zoo.bench.models import BACKENDS, KINDS, inference_call, smallest_per_task, train_step_call, trainable_models
 
 MODELS = trainable_models()
 BATCH = 2
@@ -20,14 +20,11 @@ def smoke_items() -> set[tuple[str, str]]:
     inference of the smallest trainable model of each task, and the training step of the smallest one overall."""
     import zoo
 
-    smallest: dict[str, tuple[int, str]] = {}
-    for name in MODELS:
-        spec = zoo.registry.get_spec(name)
-        size = sum(p.numel() for p in spec.builder(**spec.config).parameters())
-        smallest[spec.task] = min(smallest.get(spec.task, (size, name)), (size, name))
-    items = {(name, "inference") for _, name in smallest.values()}
+    smallest = smallest_per_task(MODELS)
+    items = {(name, "inference") for name in smallest}
     if smallest:
-        items.add((min(smallest.values())[1], "train_step"))
+        size = {n: sum(p.numel() for p in zoo.load(n, pretrained=False).parameters()) for n in smallest}
+        items.add((min(smallest, key=size.__getitem__), "train_step"))
     return items
 
 

@@ -107,3 +107,11 @@ def test_model_without_zoo_ops_layers_times_reference_only(bench_models):
     row = bench_model("bench-plain", "inference", batch=2, max_rounds=2, budget_s=30.0, fused_reason=None)
     assert row["status"] == "ok" and row["fused_modules"] == 0 and row["reference_ms"] > 0
     assert "cpp_ms" not in row and "no zoo.ops layers" in row["cpp_reason"]
+
+
+def test_smallest_per_task_is_the_quick_model_subset(bench_models, register_spec):
+    from zoo.bench.models import smallest_per_task
+
+    register_spec(zoo.ModelSpec(name="bench-big", task="generation", builder=build_bench_gen,
+                                config={"latent_dim": 64}, recipe=BenchRecipe))
+    assert smallest_per_task(["bench-big", "bench-tiny"]) == ["bench-tiny"]

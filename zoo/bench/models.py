@@ -30,6 +30,18 @@ def trainable_models() -> list[str]:
     return [name for name in zoo.list_models() if zoo.registry.get_spec(name).recipe is not None]
 
 
+def smallest_per_task(names: list[str]) -> list[str]:
+    """The model with the fewest parameters of each task among `names` (the `--quick` subset), in name order."""
+    import zoo
+
+    smallest: dict[str, tuple[int, str]] = {}
+    for name in names:
+        spec = zoo.registry.get_spec(name)
+        size = sum(p.numel() for p in spec.builder(**spec.config).parameters())
+        smallest[spec.task] = min(smallest.get(spec.task, (size, name)), (size, name))
+    return sorted(name for _, name in smallest.values())
+
+
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 

@@ -11,7 +11,7 @@ import torch
 
 from zoo.bench import bandwidth, machine
 from zoo.bench.cases import VARIANTS, CaseInputs, OpCase, fused_unavailable_reason, make_variants, op_cases
-from zoo.bench.models import KINDS, bench_model, trainable_models
+from zoo.bench.models import KINDS, bench_model, smallest_per_task, trainable_models
 from zoo.bench.report import SCHEMA
 from zoo.bench.targets import evaluate, row_checks
 from zoo.bench.timing import measure
@@ -145,9 +145,8 @@ def run(cfg: Config, progress: Callable[[str], None] = _log) -> dict:
     if cfg.models:
         reason = fused_unavailable_reason("cpu")
         t_models = time.perf_counter()
-        for name in trainable_models():
-            if cfg.only and cfg.only not in name:
-                continue
+        names = [n for n in trainable_models() if cfg.only in n]
+        for name in smallest_per_task(names) if cfg.quick else names:
             for kind in KINDS:
                 left = cfg.models_total_s - (time.perf_counter() - t_models)
                 if left <= 0:
