@@ -103,10 +103,11 @@ def test_model_needing_data_is_skipped_not_failed(bench_models):
     assert row["status"] == "skipped" and "--data" in row["reason"]
 
 
-def test_model_without_zoo_ops_layers_times_reference_only(bench_models):
+def test_model_without_zoo_ops_modules_still_times_both_backends(bench_models):
+    # a model may call zoo.ops functions without holding a zoo.ops module, so both backends are always timed
     row = bench_model("bench-plain", "inference", batch=2, max_rounds=2, budget_s=30.0, fused_reason=None)
-    assert row["status"] == "ok" and row["fused_modules"] == 0 and row["reference_ms"] > 0
-    assert "cpp_ms" not in row and "no zoo.ops layers" in row["cpp_reason"]
+    assert row["status"] == "ok" and row["fused_modules"] == 0
+    assert row["reference_ms"] > 0 and row["cpp_ms"] > 0
 
 
 def test_smallest_per_task_is_the_quick_model_subset(bench_models, register_spec):

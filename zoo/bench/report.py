@@ -118,7 +118,7 @@ def targets_table(summaries: list[dict]) -> list[str]:
 
 
 def models_table(rows: list[dict]) -> list[str]:
-    lines = ["| model | kind | batch | input | zoo.ops layers | rounds | reference ms | cpp ms | "
+    lines = ["| model | kind | batch | input | zoo.ops modules | rounds | reference ms | cpp ms | "
              "speedup (reference/cpp) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         head = f"| {r['model']} | {r['kind']} | {r['batch']} | {r.get('input', '')} | {r.get('fused_modules', '')} |"
@@ -127,8 +127,6 @@ def models_table(rows: list[dict]) -> list[str]:
             continue
         if "cpp_ms" in r:
             cpp = _f(r["cpp_ms"], ".1f")
-        elif r.get("fused_modules") == 0:
-            cpp = "= reference (no zoo.ops layers)"
         else:
             cpp = f"not available: {r.get('cpp_reason', '')}"
         lines.append(f"{head} {r.get('rounds', '')} | {r['reference_ms']:.1f} | {cpp} | {_f(r.get('ratio'), '.2f', 'x')} |")
