@@ -89,10 +89,20 @@ ZOO_CPU_INLINE Vec64<T> load64(const T* p) {
   return v;
 }
 
+// Sum of the lanes as a tree (halves added as vectors, then the last 16 bytes): a short dependency chain, which
+// matters for small planes whose reductions are latency bound.
 template <typename T>
 ZOO_CPU_INLINE T lanes_sum(Vec64<T> v) {
-  T total = 0;
-  for (int j = 0; j < static_cast<int>(64 / sizeof(T)); ++j) total += v[j];
+  typedef T Vec32 __attribute__((vector_size(32)));
+  typedef T Vec16 __attribute__((vector_size(16)));
+  Vec32 h[2];
+  std::memcpy(h, &v, sizeof(v));
+  const Vec32 v32 = h[0] + h[1];
+  Vec16 q[2];
+  std::memcpy(q, &v32, sizeof(v32));
+  const Vec16 v16 = q[0] + q[1];
+  T total = v16[0];
+  for (int j = 1; j < static_cast<int>(16 / sizeof(T)); ++j) total += v16[j];
   return total;
 }
 

@@ -1,10 +1,12 @@
 // CPU host code and kernels of zoo::instance_norm_act.
 //
-// Contiguous NCHW: one task per (n, c) plane. Statistics in one pass with shifted sums (pivot = the plane's first
+// Contiguous NCHW: tasks of whole (n, c) planes. Statistics in one pass with shifted sums (pivot = the plane's first
 // element, so no catastrophic cancellation), float lanes flushed into double every kBlock elements; then the
-// normalise + affine + LeakyReLU pass while the plane is still in cache. Channels-last (N, S, C): one task per
-// (n, block of channels), the same sums kept per channel across rows. Backward: one pass for the two per-plane
-// sums (sum dy, sum dy * (x - mean)), one pass writing dx; grad weight / bias are those sums reduced over N.
+// normalise + affine + LeakyReLU pass while the plane is still in cache (small planes in groups, see below).
+// Channels-last (N, S, C): vectorised across the contiguous channels with per-channel sums; whole samples per task
+// when there are enough samples for the threads, else each sample's rows split across threads, the per-part sums
+// combined, then a second parallel pass normalises. Backward: one pass for the two per-plane sums (sum dy,
+// sum dy * (x - mean)), one pass writing dx; grad weight / bias are those sums reduced over N.
 // float16 / bfloat16 are converted to float in small chunks; all arithmetic is float (double for double).
 #include "instance_norm_act.h"
 
@@ -15,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <type_traits>
 #include <vector>
 
@@ -23,10 +26,33 @@ namespace {
 
 constexpr int64_t kBlock = 4096;  // contiguous elements summed in float lanes before flushing into double
 constexpr int64_t kChunk = 2048;  // float16/bfloat16 elements converted to float at a time
-constexpr int64_t kRows = 128;    // channels-last rows per block (flush / conversion unit)
-constexpr int64_t kChannelBlock = 64;
+constexpr int64_t kRows = 128;    // channels-last rows per block at most (flush / conversion unit)
+constexpr int64_t kGroup = 16;    // small planes whose statistics are computed before their elementwise passes
+constexpr int64_t kSplitMin = 32768;  // elements per parallel task at least
+constexpr int64_t kMinRows = 16;  // channels-last rows per part at least when a sample is split across threads
 
 #define ZOO_INLINE __attribute__((always_inline)) inline
+
+// Mean and rstd of a plane from shifted sums around `pivot`.
+inline void finish_stats(double s, double ss, double pivot, int64_t n, double eps, double& mean, double& rstd) {
+  const double m = s / static_cast<double>(n);
+  double var = ss / static_cast<double>(n) - m * m;
+  var = var < 0 ? 0 : var;  // keeps NaN (a NaN compares false)
+  mean = pivot + m;
+  rstd = 1.0 / std::sqrt(var + eps);
+}
+
+
+// Per plane p = (n, c): sg[p] = sum dy, sgx[p] = sum dy * (x - mean) with dy = dout * LeakyReLU'(y); then
+// dx = A (dy - C) + B (x - mean) with A = rstd w, B = -rstd^3 w sgx / M, C = sg / M (the mean of dy).
+
+template <typename T>
+inline void bwd_coeffs(double sg, double sgx, double rstd, double w, int64_t M, T& A, T& B, T& C) {
+  const double a = rstd * w;
+  A = static_cast<T>(a);
+  B = static_cast<T>(-a * rstd * rstd * sgx / static_cast<double>(M));
+  C = static_cast<T>(sg / static_cast<double>(M));
+}
 
 // ---------------------------------------------------------------- contiguous planes
 
@@ -109,14 +135,70 @@ ZOO_INLINE void plane_bwd_apply_impl(const T* __restrict__ g, const T* __restric
   }
 }
 
-// ---------------------------------------------------------------- channels-last rows (stride between rows)
+// ---------------------------------------------------------------- small planes, several per call
+// Statistics and coefficients of a small group of planes first, then their elementwise passes: the reductions,
+// divisions and square roots of one plane overlap with the next ones' instead of stalling each plane (planes of a
+// few dozen elements are bound by that latency, not by memory).
 
 template <typename T>
-ZOO_INLINE void rows_sums_impl(const T* __restrict__ x, int64_t rows, int64_t stride, int64_t cb,
-                               const T* __restrict__ pivot, T* __restrict__ s, T* __restrict__ ss) {
+ZOO_INLINE void planes_forward_impl(const T* __restrict__ x, T* __restrict__ out, int64_t p0, int64_t p1, int64_t M,
+                                    int64_t C, const T* w, const T* b, double eps, T slope, T* __restrict__ mean_out,
+                                    T* __restrict__ rstd_out) {
+  const int64_t group = std::clamp<int64_t>(kBlock / M, 1, kGroup);
+  for (int64_t q = p0; q < p1; q += group) {
+    const int64_t qe = std::min(p1, q + group);
+    for (int64_t p = q; p < qe; ++p) {
+      const T pivot = x[p * M];
+      double s = 0, ss = 0, mean, rstd;
+      plane_sums_impl<T>(x + p * M, M, pivot, s, ss);
+      finish_stats(s, ss, pivot, M, eps, mean, rstd);
+      mean_out[p] = static_cast<T>(mean);
+      rstd_out[p] = static_cast<T>(rstd);
+    }
+    for (int64_t p = q; p < qe; ++p) {
+      const int64_t c = p % C;
+      plane_apply_impl<T>(x + p * M, out + p * M, M, mean_out[p], rstd_out[p] * (w ? w[c] : T(1)), b ? b[c] : T(0),
+                          slope);
+    }
+  }
+}
+
+template <typename T>
+ZOO_INLINE void planes_backward_impl(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ gx, int64_t p0,
+                                     int64_t p1, int64_t M, int64_t C, const T* mean_in, const T* rstd_in,
+                                     const T* w, const T* b, T slope, double* __restrict__ sg_out,
+                                     double* __restrict__ sgx_out) {
+  const int64_t group = std::clamp<int64_t>(kBlock / M, 1, kGroup);
+  for (int64_t q = p0; q < p1; q += group) {
+    const int64_t qe = std::min(p1, q + group);
+    for (int64_t p = q; p < qe; ++p) {
+      const int64_t c = p % C;
+      double sg = 0, sgx = 0;
+      plane_bwd_sums_impl<T>(g + p * M, x + p * M, M, mean_in[p], rstd_in[p] * (w ? w[c] : T(1)), b ? b[c] : T(0),
+                             slope, sg, sgx);
+      sg_out[p] = sg;
+      sgx_out[p] = sgx;
+    }
+    for (int64_t p = q; p < qe; ++p) {
+      const int64_t c = p % C;
+      const T wc = w ? w[c] : T(1);
+      T A, B, Cc;
+      bwd_coeffs(sg_out[p], sgx_out[p], rstd_in[p], wc, M, A, B, Cc);
+      plane_bwd_apply_impl<T>(g + p * M, x + p * M, gx + p * M, M, mean_in[p], rstd_in[p] * wc, b ? b[c] : T(0),
+                              slope, A, B, Cc);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- channels-last: dense rows of C channels
+// Vectorised across the (contiguous) channels; per-channel sums are kept in float lanes s/ss of length C.
+
+template <typename T>
+ZOO_INLINE void rows_sums_impl(const T* __restrict__ x, int64_t rows, int64_t C, const T* __restrict__ pivot,
+                               T* __restrict__ s, T* __restrict__ ss) {
   for (int64_t r = 0; r < rows; ++r) {
-    const T* row = x + r * stride;
-    for (int64_t j = 0; j < cb; ++j) {
+    const T* row = x + r * C;
+    for (int64_t j = 0; j < C; ++j) {
       const T d = row[j] - pivot[j];
       s[j] += d;
       ss[j] += d * d;
@@ -125,30 +207,26 @@ ZOO_INLINE void rows_sums_impl(const T* __restrict__ x, int64_t rows, int64_t st
 }
 
 template <typename T>
-ZOO_INLINE void rows_apply_impl(const T* __restrict__ x, T* __restrict__ out, int64_t rows, int64_t xstride,
-                                int64_t ostride, int64_t cb, const T* __restrict__ mean, const T* __restrict__ a,
-                                const T* __restrict__ b, T slope) {
+ZOO_INLINE void rows_apply_impl(const T* __restrict__ x, T* __restrict__ out, int64_t rows, int64_t C,
+                                const T* __restrict__ mean, const T* __restrict__ a, const T* __restrict__ b,
+                                T slope) {
   for (int64_t r = 0; r < rows; ++r) {
-    const T* row = x + r * xstride;
-    T* orow = out + r * ostride;
-    for (int64_t j = 0; j < cb; ++j) {
-      const T y = (row[j] - mean[j]) * a[j] + b[j];
-      orow[j] = leaky(y, slope);
+    for (int64_t j = 0; j < C; ++j) {
+      const T y = (x[r * C + j] - mean[j]) * a[j] + b[j];
+      out[r * C + j] = leaky(y, slope);
     }
   }
 }
 
 template <typename T>
-ZOO_INLINE void rows_bwd_sums_impl(const T* __restrict__ g, const T* __restrict__ x, int64_t rows, int64_t stride,
-                                   int64_t cb, const T* __restrict__ mean, const T* __restrict__ a,
-                                   const T* __restrict__ b, T slope, T* __restrict__ sg, T* __restrict__ sgx) {
+ZOO_INLINE void rows_bwd_sums_impl(const T* __restrict__ g, const T* __restrict__ x, int64_t rows, int64_t C,
+                                   const T* __restrict__ mean, const T* __restrict__ a, const T* __restrict__ b,
+                                   T slope, T* __restrict__ sg, T* __restrict__ sgx) {
   for (int64_t r = 0; r < rows; ++r) {
-    const T* grow = g + r * stride;
-    const T* xrow = x + r * stride;
-    for (int64_t j = 0; j < cb; ++j) {
-      const T xc = xrow[j] - mean[j];
+    for (int64_t j = 0; j < C; ++j) {
+      const T xc = x[r * C + j] - mean[j];
       const T y = xc * a[j] + b[j];
-      const T gy = grow[j] * (y > T(0) ? T(1) : slope);
+      const T gy = g[r * C + j] * (y > T(0) ? T(1) : slope);
       sg[j] += gy;
       sgx[j] += gy * xc;
     }
@@ -157,54 +235,60 @@ ZOO_INLINE void rows_bwd_sums_impl(const T* __restrict__ g, const T* __restrict_
 
 template <typename T>
 ZOO_INLINE void rows_bwd_apply_impl(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ gx,
-                                    int64_t rows, int64_t istride, int64_t ostride, int64_t cb,
-                                    const T* __restrict__ mean, const T* __restrict__ a, const T* __restrict__ b,
-                                    T slope, const T* __restrict__ A, const T* __restrict__ B,
-                                    const T* __restrict__ C) {
+                                    int64_t rows, int64_t C, const T* __restrict__ mean, const T* __restrict__ a,
+                                    const T* __restrict__ b, T slope, const T* __restrict__ A,
+                                    const T* __restrict__ B, const T* __restrict__ Cc) {
   for (int64_t r = 0; r < rows; ++r) {
-    const T* grow = g + r * istride;
-    const T* xrow = x + r * istride;
-    T* orow = gx + r * ostride;
-    for (int64_t j = 0; j < cb; ++j) {
-      const T xc = xrow[j] - mean[j];
+    for (int64_t j = 0; j < C; ++j) {
+      const T xc = x[r * C + j] - mean[j];
       const T y = xc * a[j] + b[j];
-      const T gy = grow[j] * (y > T(0) ? T(1) : slope);
-      orow[j] = A[j] * (gy - C[j]) + B[j] * xc;
+      const T gy = g[r * C + j] * (y > T(0) ? T(1) : slope);
+      gx[r * C + j] = A[j] * (gy - Cc[j]) + B[j] * xc;
     }
   }
 }
 
-// ISA-dispatched entry points (one clone per ISA, chosen at load time), for float and double.
+// ISA-dispatched entry points (one clone per ISA, chosen at load time): single planes in float (the float16 /
+// bfloat16 path, converted in chunks), and ranges of planes and blocks of rows in float and double.
+ZOO_CLONES void plane_sums(const float* x, int64_t n, float pivot, double& s, double& ss) {
+  plane_sums_impl<float>(x, n, pivot, s, ss);
+}
+ZOO_CLONES void plane_apply(const float* x, float* out, int64_t n, float mean, float a, float b, float slope) {
+  plane_apply_impl<float>(x, out, n, mean, a, b, slope);
+}
+ZOO_CLONES void plane_bwd_sums(const float* g, const float* x, int64_t n, float mean, float a, float b, float slope,
+                               double& sg, double& sgx) {
+  plane_bwd_sums_impl<float>(g, x, n, mean, a, b, slope, sg, sgx);
+}
+ZOO_CLONES void plane_bwd_apply(const float* g, const float* x, float* gx, int64_t n, float mean, float a, float b,
+                                float slope, float A, float B, float C) {
+  plane_bwd_apply_impl<float>(g, x, gx, n, mean, a, b, slope, A, B, C);
+}
+
 #define ZOO_DEFINE_KERNELS(T)                                                                                     \
-  ZOO_CLONES void plane_sums(const T* x, int64_t n, T pivot, double& s, double& ss) {                             \
-    plane_sums_impl<T>(x, n, pivot, s, ss);                                                                       \
+  ZOO_CLONES void planes_forward(const T* x, T* out, int64_t p0, int64_t p1, int64_t M, int64_t C, const T* w,    \
+                                 const T* b, double eps, T slope, T* mean, T* rstd) {                             \
+    planes_forward_impl<T>(x, out, p0, p1, M, C, w, b, eps, slope, mean, rstd);                                   \
   }                                                                                                               \
-  ZOO_CLONES void plane_apply(const T* x, T* out, int64_t n, T mean, T a, T b, T slope) {                         \
-    plane_apply_impl<T>(x, out, n, mean, a, b, slope);                                                            \
+  ZOO_CLONES void planes_backward(const T* g, const T* x, T* gx, int64_t p0, int64_t p1, int64_t M, int64_t C,    \
+                                  const T* mean, const T* rstd, const T* w, const T* b, T slope, double* sg,      \
+                                  double* sgx) {                                                                  \
+    planes_backward_impl<T>(g, x, gx, p0, p1, M, C, mean, rstd, w, b, slope, sg, sgx);                            \
   }                                                                                                               \
-  ZOO_CLONES void plane_bwd_sums(const T* g, const T* x, int64_t n, T mean, T a, T b, T slope, double& sg,        \
-                                 double& sgx) {                                                                   \
-    plane_bwd_sums_impl<T>(g, x, n, mean, a, b, slope, sg, sgx);                                                  \
+  ZOO_CLONES void rows_sums(const T* x, int64_t rows, int64_t C, const T* pivot, T* s, T* ss) {                   \
+    rows_sums_impl<T>(x, rows, C, pivot, s, ss);                                                                  \
   }                                                                                                               \
-  ZOO_CLONES void plane_bwd_apply(const T* g, const T* x, T* gx, int64_t n, T mean, T a, T b, T slope, T A, T B,  \
-                                  T C) {                                                                          \
-    plane_bwd_apply_impl<T>(g, x, gx, n, mean, a, b, slope, A, B, C);                                             \
+  ZOO_CLONES void rows_apply(const T* x, T* out, int64_t rows, int64_t C, const T* mean, const T* a, const T* b,  \
+                             T slope) {                                                                           \
+    rows_apply_impl<T>(x, out, rows, C, mean, a, b, slope);                                                       \
   }                                                                                                               \
-  ZOO_CLONES void rows_sums(const T* x, int64_t rows, int64_t stride, int64_t cb, const T* pivot, T* s, T* ss) {  \
-    rows_sums_impl<T>(x, rows, stride, cb, pivot, s, ss);                                                         \
+  ZOO_CLONES void rows_bwd_sums(const T* g, const T* x, int64_t rows, int64_t C, const T* mean, const T* a,       \
+                                const T* b, T slope, T* sg, T* sgx) {                                             \
+    rows_bwd_sums_impl<T>(g, x, rows, C, mean, a, b, slope, sg, sgx);                                             \
   }                                                                                                               \
-  ZOO_CLONES void rows_apply(const T* x, T* out, int64_t rows, int64_t xs, int64_t os, int64_t cb, const T* mean, \
-                             const T* a, const T* b, T slope) {                                                   \
-    rows_apply_impl<T>(x, out, rows, xs, os, cb, mean, a, b, slope);                                              \
-  }                                                                                                               \
-  ZOO_CLONES void rows_bwd_sums(const T* g, const T* x, int64_t rows, int64_t stride, int64_t cb, const T* mean,  \
-                                const T* a, const T* b, T slope, T* sg, T* sgx) {                                 \
-    rows_bwd_sums_impl<T>(g, x, rows, stride, cb, mean, a, b, slope, sg, sgx);                                    \
-  }                                                                                                               \
-  ZOO_CLONES void rows_bwd_apply(const T* g, const T* x, T* gx, int64_t rows, int64_t is, int64_t os, int64_t cb, \
-                                 const T* mean, const T* a, const T* b, T slope, const T* A, const T* B,          \
-                                 const T* C) {                                                                    \
-    rows_bwd_apply_impl<T>(g, x, gx, rows, is, os, cb, mean, a, b, slope, A, B, C);                               \
+  ZOO_CLONES void rows_bwd_apply(const T* g, const T* x, T* gx, int64_t rows, int64_t C, const T* mean,           \
+                                 const T* a, const T* b, T slope, const T* A, const T* B, const T* Cc) {          \
+    rows_bwd_apply_impl<T>(g, x, gx, rows, C, mean, a, b, slope, A, B, Cc);                                       \
   }
 
 ZOO_DEFINE_KERNELS(float)
@@ -226,15 +310,6 @@ void from_float(const float* src, int64_t rows, int64_t cb, scalar_t* dst, int64
 template <typename scalar_t>
 constexpr bool is_reduced = !std::is_same_v<scalar_t, at::opmath_type<scalar_t>>;
 
-// Mean and rstd of a plane from shifted sums around `pivot`.
-inline void finish_stats(double s, double ss, double pivot, int64_t n, double eps, double& mean, double& rstd) {
-  const double m = s / static_cast<double>(n);
-  double var = ss / static_cast<double>(n) - m * m;
-  var = var < 0 ? 0 : var;  // keeps NaN (a NaN compares false)
-  mean = pivot + m;
-  rstd = 1.0 / std::sqrt(var + eps);
-}
-
 // ---------------------------------------------------------------- forward drivers
 
 template <typename scalar_t>
@@ -243,39 +318,89 @@ void forward_planes(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>*
                     int64_t M, double eps, double slope) {
   using T = at::opmath_type<scalar_t>;
   const int64_t grain = std::max<int64_t>(1, 32768 / M);
-  at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
-    std::vector<T> xb(is_reduced<scalar_t> ? kChunk : 0), ob(is_reduced<scalar_t> ? kChunk : 0);
-    for (int64_t p = begin; p < end; ++p) {
-      const scalar_t* xp = x + p * M;
-      scalar_t* op = out + p * M;
-      const int64_t c = p % C;
-      const T pivot = static_cast<T>(xp[0]);
-      double s = 0, ss = 0, mean, rstd;
-      if constexpr (is_reduced<scalar_t>) {
+  if constexpr (!is_reduced<scalar_t>) {
+    at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
+      planes_forward(x, out, begin, end, M, C, w, b, eps, static_cast<T>(slope), mean_out, rstd_out);
+    });
+  } else {
+    at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
+      std::vector<T> xb(kChunk), ob(kChunk);
+      for (int64_t p = begin; p < end; ++p) {
+        const scalar_t* xp = x + p * M;
+        scalar_t* op = out + p * M;
+        const int64_t c = p % C;
+        const T pivot = static_cast<T>(xp[0]);
+        double s = 0, ss = 0, mean, rstd;
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
           to_float(xp + i, 1, 0, len, xb.data());
           plane_sums(xb.data(), len, pivot, s, ss);
         }
-      } else {
-        plane_sums(xp, M, pivot, s, ss);
-      }
-      finish_stats(s, ss, pivot, M, eps, mean, rstd);
-      mean_out[p] = static_cast<T>(mean);
-      rstd_out[p] = static_cast<T>(rstd);
-      const T a = static_cast<T>(rstd) * (w ? static_cast<T>(w[c]) : T(1));
-      const T bb = b ? static_cast<T>(b[c]) : T(0);
-      if constexpr (is_reduced<scalar_t>) {
+        finish_stats(s, ss, pivot, M, eps, mean, rstd);
+        mean_out[p] = static_cast<T>(mean);
+        rstd_out[p] = static_cast<T>(rstd);
+        const T a = static_cast<T>(rstd) * (w ? static_cast<T>(w[c]) : T(1));
+        const T bb = b ? static_cast<T>(b[c]) : T(0);
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
           to_float(xp + i, 1, 0, len, xb.data());
           plane_apply(xb.data(), ob.data(), len, static_cast<T>(mean), a, bb, static_cast<T>(slope));
           from_float(ob.data(), 1, len, op + i, 0);
         }
-      } else {
-        plane_apply(xp, op, M, static_cast<T>(mean), a, bb, static_cast<T>(slope));
       }
-    }
+    });
+  }
+}
+
+// Channels-last work split: each sample's S rows in `parts` equal ranges, so that N * parts tasks keep every thread
+// busy (N = 1 included) and divide evenly among them; 1 (whole samples per task) when that already holds or when
+// the tensor is too small to split.
+inline int64_t row_parts(int64_t N, int64_t S, int64_t C) {
+  const int64_t threads = at::get_num_threads();
+  if (threads <= 1 || N * S * C < kSplitMin) return 1;
+  return std::clamp<int64_t>(threads / std::gcd(N, threads), 1, std::max<int64_t>(1, S / kMinRows));
+}
+
+// Rows of C channels per float-accumulation (and float16/bfloat16 conversion) block: about kBlock elements.
+inline int64_t rows_per_block(int64_t C) { return std::clamp<int64_t>(kBlock / C, 1, kRows); }
+
+inline int64_t part_begin(int64_t S, int64_t parts, int64_t k) { return S * k / parts; }
+
+// Per-thread scratch of the channels-last drivers: float (double) lanes per channel and conversion buffers.
+template <typename scalar_t>
+struct RowScratch {
+  using T = at::opmath_type<scalar_t>;
+  std::vector<T> s, ss, pivot, b1, b2, b3;
+  RowScratch(int64_t C, int64_t rb) : s(C), ss(C), pivot(C) {
+    if constexpr (is_reduced<scalar_t>) b1.resize(rb * C), b2.resize(rb * C), b3.resize(rb * C);
+  }
+};
+
+// Runs stats(n, k, scratch), finish(n), apply(n, k, scratch) over the samples' parts: per sample in one task when
+// parts == 1 (the second pass reads the sample while it is still in cache), else as three phases, the apply phase
+// split like the stats phase so each thread re-reads the rows it summed.
+template <typename scalar_t, typename Stats, typename Finish, typename Apply>
+void run_rows(int64_t N, int64_t S, int64_t C, int64_t parts, int64_t rb, const Stats& stats, const Finish& finish,
+              const Apply& apply) {
+  if (parts == 1) {
+    at::parallel_for(0, N, std::max<int64_t>(1, kSplitMin / (S * C)), [&](int64_t begin, int64_t end) {
+      RowScratch<scalar_t> sc(C, rb);
+      for (int64_t n = begin; n < end; ++n) {
+        stats(n, 0, sc);
+        finish(n);
+        apply(n, 0, sc);
+      }
+    });
+    return;
+  }
+  at::parallel_for(0, N * parts, 1, [&](int64_t begin, int64_t end) {
+    RowScratch<scalar_t> sc(C, rb);
+    for (int64_t t = begin; t < end; ++t) stats(t / parts, t % parts, sc);
+  });
+  for (int64_t n = 0; n < N; ++n) finish(n);
+  at::parallel_for(0, N * parts, 1, [&](int64_t begin, int64_t end) {
+    RowScratch<scalar_t> sc(C, rb);
+    for (int64_t t = begin; t < end; ++t) apply(t / parts, t % parts, sc);
   });
 }
 
@@ -284,68 +409,68 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
                   at::opmath_type<scalar_t>* rstd_out, const scalar_t* w, const scalar_t* b, int64_t N, int64_t C,
                   int64_t S, double eps, double slope) {
   using T = at::opmath_type<scalar_t>;
-  const int64_t nblk = (C + kChannelBlock - 1) / kChannelBlock;
-  at::parallel_for(0, N * nblk, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> pivot(kChannelBlock), s(kChannelBlock), ss(kChannelBlock), mean(kChannelBlock),
-        a(kChannelBlock), bb(kChannelBlock);
-    std::vector<double> S1(kChannelBlock), S2(kChannelBlock);
-    std::vector<T> xb(is_reduced<scalar_t> ? kRows * kChannelBlock : 0), ob(xb.size());
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t n = t / nblk, c0 = (t % nblk) * kChannelBlock, cb = std::min(kChannelBlock, C - c0);
-      const scalar_t* base = x + n * S * C + c0;
-      scalar_t* obase = out + n * S * C + c0;
-      for (int64_t j = 0; j < cb; ++j) pivot[j] = static_cast<T>(base[j]);
-      std::fill(S1.begin(), S1.end(), 0.0);
-      std::fill(S2.begin(), S2.end(), 0.0);
-      for (int64_t r = 0; r < S; r += kRows) {
-        const int64_t rows = std::min(kRows, S - r);
-        std::fill(s.begin(), s.end(), T(0));
-        std::fill(ss.begin(), ss.end(), T(0));
-        if constexpr (is_reduced<scalar_t>) {
-          to_float(base + r * C, rows, C, cb, xb.data());
-          rows_sums(xb.data(), rows, cb, cb, pivot.data(), s.data(), ss.data());
-        } else {
-          rows_sums(base + r * C, rows, C, cb, pivot.data(), s.data(), ss.data());
-        }
-        for (int64_t j = 0; j < cb; ++j) {
-          S1[j] += s[j];
-          S2[j] += ss[j];
-        }
+  const int64_t parts = row_parts(N, S, C), rb = rows_per_block(C);
+  // per (sample, part): C shifted sums then C shifted sums of squares; per sample: mean, scale, shift per channel
+  std::vector<double> sums(N * parts * 2 * C);
+  std::vector<T> coef(N * 3 * C);
+  // shifted sums of part k of sample n's rows around the sample's first row (the same pivot in every part)
+  auto stats = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc) {
+    const scalar_t* xn = x + n * S * C;
+    double* S1 = sums.data() + (n * parts + k) * 2 * C;
+    double* S2 = S1 + C;
+    for (int64_t j = 0; j < C; ++j) sc.pivot[j] = static_cast<T>(xn[j]);
+    for (int64_t r = part_begin(S, parts, k), r1 = part_begin(S, parts, k + 1); r < r1; r += rb) {
+      const int64_t rows = std::min(rb, r1 - r);
+      std::fill(sc.s.begin(), sc.s.end(), T(0));
+      std::fill(sc.ss.begin(), sc.ss.end(), T(0));
+      if constexpr (is_reduced<scalar_t>) {
+        to_float(xn + r * C, 1, 0, rows * C, sc.b1.data());
+        rows_sums(sc.b1.data(), rows, C, sc.pivot.data(), sc.s.data(), sc.ss.data());
+      } else {
+        rows_sums(xn + r * C, rows, C, sc.pivot.data(), sc.s.data(), sc.ss.data());
       }
-      for (int64_t j = 0; j < cb; ++j) {
-        double m, rs;
-        finish_stats(S1[j], S2[j], pivot[j], S, eps, m, rs);
-        mean[j] = static_cast<T>(m);
-        mean_out[n * C + c0 + j] = static_cast<T>(m);
-        rstd_out[n * C + c0 + j] = static_cast<T>(rs);
-        a[j] = static_cast<T>(rs) * (w ? static_cast<T>(w[c0 + j]) : T(1));
-        bb[j] = b ? static_cast<T>(b[c0 + j]) : T(0);
-      }
-      for (int64_t r = 0; r < S; r += kRows) {
-        const int64_t rows = std::min(kRows, S - r);
-        if constexpr (is_reduced<scalar_t>) {
-          to_float(base + r * C, rows, C, cb, xb.data());
-          rows_apply(xb.data(), ob.data(), rows, cb, cb, cb, mean.data(), a.data(), bb.data(), T(slope));
-          from_float(ob.data(), rows, cb, obase + r * C, C);
-        } else {
-          rows_apply(base + r * C, obase + r * C, rows, C, C, cb, mean.data(), a.data(), bb.data(), T(slope));
-        }
+      for (int64_t j = 0; j < C; ++j) {
+        S1[j] += sc.s[j];
+        S2[j] += sc.ss[j];
       }
     }
-  });
+  };
+  // statistics of sample n from its parts' sums (in part order: deterministic), and its per-channel coefficients
+  auto finish = [&](int64_t n) {
+    const scalar_t* xn = x + n * S * C;
+    T* cf = coef.data() + n * 3 * C;
+    for (int64_t j = 0; j < C; ++j) {
+      double s = 0, ss = 0, m, rs;
+      for (int64_t k = 0; k < parts; ++k) {
+        s += sums[(n * parts + k) * 2 * C + j];
+        ss += sums[(n * parts + k) * 2 * C + C + j];
+      }
+      finish_stats(s, ss, static_cast<T>(xn[j]), S, eps, m, rs);
+      mean_out[n * C + j] = cf[j] = static_cast<T>(m);
+      rstd_out[n * C + j] = static_cast<T>(rs);
+      cf[C + j] = static_cast<T>(rs) * (w ? static_cast<T>(w[j]) : T(1));
+      cf[2 * C + j] = b ? static_cast<T>(b[j]) : T(0);
+    }
+  };
+  auto apply = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc) {
+    const T* cf = coef.data() + n * 3 * C;
+    const scalar_t* xn = x + n * S * C;
+    scalar_t* on = out + n * S * C;
+    for (int64_t r = part_begin(S, parts, k), r1 = part_begin(S, parts, k + 1); r < r1; r += rb) {
+      const int64_t rows = std::min(rb, r1 - r);
+      if constexpr (is_reduced<scalar_t>) {
+        to_float(xn + r * C, 1, 0, rows * C, sc.b1.data());
+        rows_apply(sc.b1.data(), sc.b2.data(), rows, C, cf, cf + C, cf + 2 * C, T(slope));
+        from_float(sc.b2.data(), 1, rows * C, on + r * C, 0);
+      } else {
+        rows_apply(xn + r * C, on + r * C, rows, C, cf, cf + C, cf + 2 * C, T(slope));
+      }
+    }
+  };
+  run_rows<scalar_t>(N, S, C, parts, rb, stats, finish, apply);
 }
 
 // ---------------------------------------------------------------- backward drivers
-// Per plane p = (n, c): sg[p] = sum dy, sgx[p] = sum dy * (x - mean) with dy = dout * LeakyReLU'(y); then
-// dx = A (dy - C) + B (x - mean) with A = rstd w, B = -rstd^3 w sgx / M, C = sg / M (the mean of dy).
-
-template <typename T>
-inline void bwd_coeffs(double sg, double sgx, double rstd, double w, int64_t M, T& A, T& B, T& C) {
-  const double a = rstd * w;
-  A = static_cast<T>(a);
-  B = static_cast<T>(-a * rstd * rstd * sgx / static_cast<double>(M));
-  C = static_cast<T>(sg / static_cast<double>(M));
-}
 
 template <typename scalar_t>
 void backward_planes(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at::opmath_type<scalar_t>* mean_in,
@@ -353,33 +478,32 @@ void backward_planes(const scalar_t* g, const scalar_t* x, scalar_t* gx, const a
                      int64_t C, int64_t M, double slope, double* sg_out, double* sgx_out) {
   using T = at::opmath_type<scalar_t>;
   const int64_t grain = std::max<int64_t>(1, 16384 / M);
-  at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
-    const int64_t buf = is_reduced<scalar_t> ? kChunk : 0;
-    std::vector<T> gb(buf), xb(buf), ob(buf);
-    for (int64_t p = begin; p < end; ++p) {
-      const int64_t c = p % C;
-      const scalar_t* gp = g + p * M;
-      const scalar_t* xp = x + p * M;
-      scalar_t* op = gx + p * M;
-      const T mean = mean_in[p], rstd = rstd_in[p];
-      const T wc = w ? static_cast<T>(w[c]) : T(1);
-      const T a = rstd * wc, bb = b ? static_cast<T>(b[c]) : T(0), sl = static_cast<T>(slope);
-      double sg = 0, sgx = 0;
-      if constexpr (is_reduced<scalar_t>) {
+  if constexpr (!is_reduced<scalar_t>) {
+    at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
+      planes_backward(g, x, gx, begin, end, M, C, mean_in, rstd_in, w, b, static_cast<T>(slope), sg_out, sgx_out);
+    });
+  } else {
+    at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
+      std::vector<T> gb(kChunk), xb(kChunk), ob(kChunk);
+      for (int64_t p = begin; p < end; ++p) {
+        const int64_t c = p % C;
+        const scalar_t* gp = g + p * M;
+        const scalar_t* xp = x + p * M;
+        scalar_t* op = gx + p * M;
+        const T mean = mean_in[p], rstd = rstd_in[p];
+        const T wc = w ? static_cast<T>(w[c]) : T(1);
+        const T a = rstd * wc, bb = b ? static_cast<T>(b[c]) : T(0), sl = static_cast<T>(slope);
+        double sg = 0, sgx = 0;
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
           to_float(gp + i, 1, 0, len, gb.data());
           to_float(xp + i, 1, 0, len, xb.data());
           plane_bwd_sums(gb.data(), xb.data(), len, mean, a, bb, sl, sg, sgx);
         }
-      } else {
-        plane_bwd_sums(gp, xp, M, mean, a, bb, sl, sg, sgx);
-      }
-      sg_out[p] = sg;
-      sgx_out[p] = sgx;
-      T A, B, Cc;
-      bwd_coeffs(sg, sgx, rstd, wc, M, A, B, Cc);
-      if constexpr (is_reduced<scalar_t>) {
+        sg_out[p] = sg;
+        sgx_out[p] = sgx;
+        T A, B, Cc;
+        bwd_coeffs(sg, sgx, rstd, wc, M, A, B, Cc);
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
           to_float(gp + i, 1, 0, len, gb.data());
@@ -387,11 +511,9 @@ void backward_planes(const scalar_t* g, const scalar_t* x, scalar_t* gx, const a
           plane_bwd_apply(gb.data(), xb.data(), ob.data(), len, mean, a, bb, sl, A, B, Cc);
           from_float(ob.data(), 1, len, op + i, 0);
         }
-      } else {
-        plane_bwd_apply(gp, xp, op, M, mean, a, bb, sl, A, B, Cc);
       }
-    }
-  });
+    });
+  }
 }
 
 template <typename scalar_t>
@@ -399,64 +521,75 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
                    const at::opmath_type<scalar_t>* rstd_in, const scalar_t* w, const scalar_t* b, int64_t N,
                    int64_t C, int64_t S, double slope, double* sg_out, double* sgx_out) {
   using T = at::opmath_type<scalar_t>;
-  const int64_t nblk = (C + kChannelBlock - 1) / kChannelBlock;
-  at::parallel_for(0, N * nblk, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> mean(kChannelBlock), a(kChannelBlock), bb(kChannelBlock), sg(kChannelBlock),
-        sgx(kChannelBlock), A(kChannelBlock), B(kChannelBlock), Cc(kChannelBlock);
-    std::vector<double> SG(kChannelBlock), SGX(kChannelBlock);
-    const int64_t buf = is_reduced<scalar_t> ? kRows * kChannelBlock : 0;
-    std::vector<T> gb(buf), xb(buf), ob(buf);
-    const T sl = static_cast<T>(slope);
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t n = t / nblk, c0 = (t % nblk) * kChannelBlock, cb = std::min(kChannelBlock, C - c0);
-      const int64_t off = n * S * C + c0;
-      for (int64_t j = 0; j < cb; ++j) {
-        const int64_t p = n * C + c0 + j;
-        mean[j] = mean_in[p];
-        a[j] = rstd_in[p] * (w ? static_cast<T>(w[c0 + j]) : T(1));
-        bb[j] = b ? static_cast<T>(b[c0 + j]) : T(0);
+  const int64_t parts = row_parts(N, S, C), rb = rows_per_block(C);
+  const T sl = static_cast<T>(slope);
+  // per (sample, part): C sums of dy then C sums of dy * (x - mean); per sample and channel: the forward's mean,
+  // scale, shift, then dx's A, B, C coefficients
+  std::vector<double> sums(N * parts * 2 * C);
+  std::vector<T> coef(N * 6 * C);
+  for (int64_t n = 0; n < N; ++n) {
+    T* cf = coef.data() + n * 6 * C;
+    for (int64_t j = 0; j < C; ++j) {
+      cf[j] = mean_in[n * C + j];
+      cf[C + j] = rstd_in[n * C + j] * (w ? static_cast<T>(w[j]) : T(1));
+      cf[2 * C + j] = b ? static_cast<T>(b[j]) : T(0);
+    }
+  }
+  auto stats = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc) {
+    const T* cf = coef.data() + n * 6 * C;
+    const int64_t off = n * S * C;
+    double* SG = sums.data() + (n * parts + k) * 2 * C;
+    double* SGX = SG + C;
+    for (int64_t r = part_begin(S, parts, k), r1 = part_begin(S, parts, k + 1); r < r1; r += rb) {
+      const int64_t rows = std::min(rb, r1 - r);
+      std::fill(sc.s.begin(), sc.s.end(), T(0));
+      std::fill(sc.ss.begin(), sc.ss.end(), T(0));
+      if constexpr (is_reduced<scalar_t>) {
+        to_float(g + off + r * C, 1, 0, rows * C, sc.b1.data());
+        to_float(x + off + r * C, 1, 0, rows * C, sc.b2.data());
+        rows_bwd_sums(sc.b1.data(), sc.b2.data(), rows, C, cf, cf + C, cf + 2 * C, sl, sc.s.data(), sc.ss.data());
+      } else {
+        rows_bwd_sums(g + off + r * C, x + off + r * C, rows, C, cf, cf + C, cf + 2 * C, sl, sc.s.data(),
+                      sc.ss.data());
       }
-      std::fill(SG.begin(), SG.end(), 0.0);
-      std::fill(SGX.begin(), SGX.end(), 0.0);
-      for (int64_t r = 0; r < S; r += kRows) {
-        const int64_t rows = std::min(kRows, S - r);
-        std::fill(sg.begin(), sg.end(), T(0));
-        std::fill(sgx.begin(), sgx.end(), T(0));
-        if constexpr (is_reduced<scalar_t>) {
-          to_float(g + off + r * C, rows, C, cb, gb.data());
-          to_float(x + off + r * C, rows, C, cb, xb.data());
-          rows_bwd_sums(gb.data(), xb.data(), rows, cb, cb, mean.data(), a.data(), bb.data(), sl, sg.data(),
-                        sgx.data());
-        } else {
-          rows_bwd_sums(g + off + r * C, x + off + r * C, rows, C, cb, mean.data(), a.data(), bb.data(), sl,
-                        sg.data(), sgx.data());
-        }
-        for (int64_t j = 0; j < cb; ++j) {
-          SG[j] += sg[j];
-          SGX[j] += sgx[j];
-        }
-      }
-      for (int64_t j = 0; j < cb; ++j) {
-        const int64_t p = n * C + c0 + j;
-        sg_out[p] = SG[j];
-        sgx_out[p] = SGX[j];
-        bwd_coeffs(SG[j], SGX[j], rstd_in[p], w ? static_cast<double>(w[c0 + j]) : 1.0, S, A[j], B[j], Cc[j]);
-      }
-      for (int64_t r = 0; r < S; r += kRows) {
-        const int64_t rows = std::min(kRows, S - r);
-        if constexpr (is_reduced<scalar_t>) {
-          to_float(g + off + r * C, rows, C, cb, gb.data());
-          to_float(x + off + r * C, rows, C, cb, xb.data());
-          rows_bwd_apply(gb.data(), xb.data(), ob.data(), rows, cb, cb, cb, mean.data(), a.data(), bb.data(), sl,
-                         A.data(), B.data(), Cc.data());
-          from_float(ob.data(), rows, cb, gx + off + r * C, C);
-        } else {
-          rows_bwd_apply(g + off + r * C, x + off + r * C, gx + off + r * C, rows, C, C, cb, mean.data(), a.data(),
-                         bb.data(), sl, A.data(), B.data(), Cc.data());
-        }
+      for (int64_t j = 0; j < C; ++j) {
+        SG[j] += sc.s[j];
+        SGX[j] += sc.ss[j];
       }
     }
-  });
+  };
+  auto finish = [&](int64_t n) {
+    T* cf = coef.data() + n * 6 * C;
+    for (int64_t j = 0; j < C; ++j) {
+      double sg = 0, sgx = 0;
+      for (int64_t k = 0; k < parts; ++k) {
+        sg += sums[(n * parts + k) * 2 * C + j];
+        sgx += sums[(n * parts + k) * 2 * C + C + j];
+      }
+      sg_out[n * C + j] = sg;
+      sgx_out[n * C + j] = sgx;
+      bwd_coeffs(sg, sgx, rstd_in[n * C + j], w ? static_cast<double>(w[j]) : 1.0, S, cf[3 * C + j], cf[4 * C + j],
+                 cf[5 * C + j]);
+    }
+  };
+  auto apply = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc) {
+    const T* cf = coef.data() + n * 6 * C;
+    const int64_t off = n * S * C;
+    for (int64_t r = part_begin(S, parts, k), r1 = part_begin(S, parts, k + 1); r < r1; r += rb) {
+      const int64_t rows = std::min(rb, r1 - r);
+      if constexpr (is_reduced<scalar_t>) {
+        to_float(g + off + r * C, 1, 0, rows * C, sc.b1.data());
+        to_float(x + off + r * C, 1, 0, rows * C, sc.b2.data());
+        rows_bwd_apply(sc.b1.data(), sc.b2.data(), sc.b3.data(), rows, C, cf, cf + C, cf + 2 * C, sl, cf + 3 * C,
+                       cf + 4 * C, cf + 5 * C);
+        from_float(sc.b3.data(), 1, rows * C, gx + off + r * C, 0);
+      } else {
+        rows_bwd_apply(g + off + r * C, x + off + r * C, gx + off + r * C, rows, C, cf, cf + C, cf + 2 * C, sl,
+                       cf + 3 * C, cf + 4 * C, cf + 5 * C);
+      }
+    }
+  };
+  run_rows<scalar_t>(N, S, C, parts, rb, stats, finish, apply);
 }
 
 }  // namespace

@@ -244,6 +244,21 @@ def test_plane_over_a_million_elements(device, layout):
     compare(ops.instance_norm_act, x, channel_params(2, torch.float32, device, True), torch.float32)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_channels_last_split_across_threads(device, threads, n, dtype):
+    """Channels-last samples split by rows across threads (N below or not a multiple of the thread count) combine
+    their partial sums into the same statistics and gradients as the reference, for every thread count."""
+    x = make_input((n, 19, 41, 43), dtype, device, "channels_last")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        compare(ops.instance_norm_act, x, channel_params(19, dtype, device, True), dtype)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_kernel_checks_name_the_argument():
     """The C++ ops check their inputs too (they are public as torch.ops.zoo.*)."""
     x = torch.randn(2, 3, 4, 4)
