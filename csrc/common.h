@@ -89,6 +89,18 @@ ZOO_CPU_INLINE Vec64<T> load64(const T* p) {
   return v;
 }
 
+template <typename T>
+ZOO_CPU_INLINE void store64(T* p, Vec64<T> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// leaky() on 64-byte vectors, lane for lane the same (std::max / std::min select exactly like these, NaN included).
+template <typename T>
+ZOO_CPU_INLINE Vec64<T> leaky64(Vec64<T> y, Vec64<T> slope) {
+  const Vec64<T> zero = {};
+  return (y < zero ? zero : y) + slope * (zero < y ? zero : y);
+}
+
 // Sum of the lanes as a tree (halves added as vectors, then the last 16 bytes): a short dependency chain, which
 // matters for small planes whose reductions are latency bound.
 template <typename T>

@@ -191,17 +191,32 @@ ZOO_INLINE void planes_backward_impl(const T* __restrict__ g, const T* __restric
 }
 
 // ---------------------------------------------------------------- channels-last: dense rows of C channels
-// Vectorised across the (contiguous) channels; per-channel sums are kept in float lanes s/ss of length C.
+// Vectorised across the (contiguous) channels. Blocks of 2 x 64 bytes of channels keep their per-channel sums or
+// coefficients in registers while the loop runs down the rows (the block of rows is in L1); the channels left over
+// (C not a multiple of the block) run the same arithmetic with per-channel arrays.
 
 template <typename T>
 ZOO_INLINE void rows_sums_impl(const T* __restrict__ x, int64_t rows, int64_t C, const T* __restrict__ pivot,
                                T* __restrict__ s, T* __restrict__ ss) {
+  constexpr int64_t L = 64 / sizeof(T);
+  int64_t j = 0;
+  for (; j + 2 * L <= C; j += 2 * L) {
+    const Vec64<T> p0 = load64<T>(pivot + j), p1 = load64<T>(pivot + j + L);
+    Vec64<T> s0 = load64<T>(s + j), s1 = load64<T>(s + j + L), q0 = load64<T>(ss + j), q1 = load64<T>(ss + j + L);
+    for (int64_t r = 0; r < rows; ++r) {
+      const Vec64<T> d0 = load64<T>(x + r * C + j) - p0, d1 = load64<T>(x + r * C + j + L) - p1;
+      s0 += d0;
+      s1 += d1;
+      q0 += d0 * d0;
+      q1 += d1 * d1;
+    }
+    store64<T>(s + j, s0), store64<T>(s + j + L, s1), store64<T>(ss + j, q0), store64<T>(ss + j + L, q1);
+  }
   for (int64_t r = 0; r < rows; ++r) {
-    const T* row = x + r * C;
-    for (int64_t j = 0; j < C; ++j) {
-      const T d = row[j] - pivot[j];
-      s[j] += d;
-      ss[j] += d * d;
+    for (int64_t k = j; k < C; ++k) {
+      const T d = x[r * C + k] - pivot[k];
+      s[k] += d;
+      ss[k] += d * d;
     }
   }
 }
@@ -210,10 +225,23 @@ template <typename T>
 ZOO_INLINE void rows_apply_impl(const T* __restrict__ x, T* __restrict__ out, int64_t rows, int64_t C,
                                 const T* __restrict__ mean, const T* __restrict__ a, const T* __restrict__ b,
                                 T slope) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const Vec64<T> vs = Vec64<T>{} + slope;
+  int64_t j = 0;
+  for (; j + 2 * L <= C; j += 2 * L) {
+    const Vec64<T> m0 = load64<T>(mean + j), m1 = load64<T>(mean + j + L), a0 = load64<T>(a + j),
+                   a1 = load64<T>(a + j + L), b0 = load64<T>(b + j), b1 = load64<T>(b + j + L);
+    for (int64_t r = 0; r < rows; ++r) {
+      const Vec64<T> y0 = (load64<T>(x + r * C + j) - m0) * a0 + b0;
+      const Vec64<T> y1 = (load64<T>(x + r * C + j + L) - m1) * a1 + b1;
+      store64<T>(out + r * C + j, leaky64<T>(y0, vs));
+      store64<T>(out + r * C + j + L, leaky64<T>(y1, vs));
+    }
+  }
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < C; ++j) {
-      const T y = (x[r * C + j] - mean[j]) * a[j] + b[j];
-      out[r * C + j] = leaky(y, slope);
+    for (int64_t k = j; k < C; ++k) {
+      const T y = (x[r * C + k] - mean[k]) * a[k] + b[k];
+      out[r * C + k] = leaky(y, slope);
     }
   }
 }
@@ -222,13 +250,31 @@ template <typename T>
 ZOO_INLINE void rows_bwd_sums_impl(const T* __restrict__ g, const T* __restrict__ x, int64_t rows, int64_t C,
                                    const T* __restrict__ mean, const T* __restrict__ a, const T* __restrict__ b,
                                    T slope, T* __restrict__ sg, T* __restrict__ sgx) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const Vec64<T> zero = {}, one = Vec64<T>{} + T(1), vs = Vec64<T>{} + slope;
+  int64_t j = 0;
+  for (; j + 2 * L <= C; j += 2 * L) {
+    const Vec64<T> m0 = load64<T>(mean + j), m1 = load64<T>(mean + j + L), a0 = load64<T>(a + j),
+                   a1 = load64<T>(a + j + L), b0 = load64<T>(b + j), b1 = load64<T>(b + j + L);
+    Vec64<T> s0 = load64<T>(sg + j), s1 = load64<T>(sg + j + L), q0 = load64<T>(sgx + j),
+             q1 = load64<T>(sgx + j + L);
+    for (int64_t r = 0; r < rows; ++r) {
+      const Vec64<T> xc0 = load64<T>(x + r * C + j) - m0, xc1 = load64<T>(x + r * C + j + L) - m1;
+      const Vec64<T> gy0 = load64<T>(g + r * C + j) * (xc0 * a0 + b0 > zero ? one : vs);
+      const Vec64<T> gy1 = load64<T>(g + r * C + j + L) * (xc1 * a1 + b1 > zero ? one : vs);
+      s0 += gy0;
+      s1 += gy1;
+      q0 += gy0 * xc0;
+      q1 += gy1 * xc1;
+    }
+    store64<T>(sg + j, s0), store64<T>(sg + j + L, s1), store64<T>(sgx + j, q0), store64<T>(sgx + j + L, q1);
+  }
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < C; ++j) {
-      const T xc = x[r * C + j] - mean[j];
-      const T y = xc * a[j] + b[j];
-      const T gy = g[r * C + j] * (y > T(0) ? T(1) : slope);
-      sg[j] += gy;
-      sgx[j] += gy * xc;
+    for (int64_t k = j; k < C; ++k) {
+      const T xc = x[r * C + k] - mean[k];
+      const T gy = g[r * C + k] * (xc * a[k] + b[k] > T(0) ? T(1) : slope);
+      sg[k] += gy;
+      sgx[k] += gy * xc;
     }
   }
 }
@@ -238,12 +284,23 @@ ZOO_INLINE void rows_bwd_apply_impl(const T* __restrict__ g, const T* __restrict
                                     int64_t rows, int64_t C, const T* __restrict__ mean, const T* __restrict__ a,
                                     const T* __restrict__ b, T slope, const T* __restrict__ A,
                                     const T* __restrict__ B, const T* __restrict__ Cc) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const Vec64<T> zero = {}, one = Vec64<T>{} + T(1), vs = Vec64<T>{} + slope;
+  int64_t j = 0;
+  for (; j + L <= C; j += L) {  // one block of 64 bytes: six coefficient vectors stay in registers
+    const Vec64<T> m = load64<T>(mean + j), av = load64<T>(a + j), bv = load64<T>(b + j), Av = load64<T>(A + j),
+                   Bv = load64<T>(B + j), Cv = load64<T>(Cc + j);
+    for (int64_t r = 0; r < rows; ++r) {
+      const Vec64<T> xc = load64<T>(x + r * C + j) - m;
+      const Vec64<T> gy = load64<T>(g + r * C + j) * (xc * av + bv > zero ? one : vs);
+      store64<T>(gx + r * C + j, Av * (gy - Cv) + Bv * xc);
+    }
+  }
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < C; ++j) {
-      const T xc = x[r * C + j] - mean[j];
-      const T y = xc * a[j] + b[j];
-      const T gy = g[r * C + j] * (y > T(0) ? T(1) : slope);
-      gx[r * C + j] = A[j] * (gy - Cc[j]) + B[j] * xc;
+    for (int64_t k = j; k < C; ++k) {
+      const T xc = x[r * C + k] - mean[k];
+      const T gy = g[r * C + k] * (xc * a[k] + b[k] > T(0) ? T(1) : slope);
+      gx[r * C + k] = A[k] * (gy - Cc[k]) + B[k] * xc;
     }
   }
 }
