@@ -1,5 +1,6 @@
 """Training recipes for `zoo train dcgan-mnist` / `zoo train dcgan-64`: non-saturating GAN loss, Adam(2e-4, 0.5),
-one-sided label smoothing and an exponential moving average (EMA) of the generator, which is what ships."""
+one-sided label smoothing and an exponential moving average (EMA) of the generator, which is what ships; optional
+differentiable augmentation of D's inputs, an R1 gradient penalty and a separate D learning rate (TTUR)."""
 from __future__ import annotations
 
 import copy
@@ -26,6 +27,12 @@ class GanOptions(TrainOptions):
                                                     "generator); 0 exports the raw generator"})
     bn_recalibration: int = field(default=20, metadata={"help": "batches of 256 latents used to re-estimate the "
                                                                 "exported generator's BatchNorm statistics"})
+    augment: str = field(default="", metadata={"help": "differentiable augmentations applied to every image D sees, "
+                                                     "real and fake (DiffAugment): comma-separated of "
+                                                     "translation, cutout; empty = none"})
+    r1: float = field(default=0.0, metadata={"help": "R1 penalty weight gamma: gamma/2 * E|grad_x D(real)|^2 "
+                                                   "(0 = off)"})
+    lr_d: float = field(default=0.0, metadata={"help": "discriminator learning rate; 0 = same as --lr"})
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -60,6 +67,44 @@ def recalibrate_batchnorm(generator: nn.Module, batches: int, batch_size: int = 
     return out.eval()
 
 
+AUGMENTATIONS = ("translation", "cutout")
+
+
+def parse_augment(spec: str) -> tuple[str, ...]:
+    """The augmentations named by `--augment` ("translation,cutout"), or a clear error for an unknown one."""
+    names = tuple(a.strip() for a in spec.split(",") if a.strip())
+    unknown = [a for a in names if a not in AUGMENTATIONS]
+    if unknown:
+        raise ConfigError(f"--augment: unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENTATIONS)}")
+    return names
+
+
+def augment(x: Tensor, names: tuple[str, ...]) -> Tensor:
+    """DiffAugment (Zhao et al. 2020): per-image random translation by up to 1/8 of the size (the uncovered border
+    is background, -1) and a random cutout of half the size (set to -1); differentiable with respect to `x`."""
+    if not names:
+        return x
+    n, _, h, w = x.shape
+    dev = x.device
+    if "translation" in names:
+        ph, pw = max(h // 8, 1), max(w // 8, 1)
+        padded = F.pad(x, (pw, pw, ph, ph), value=-1.0)
+        dy = torch.randint(0, 2 * ph + 1, (n, 1, 1), device=dev)
+        dx = torch.randint(0, 2 * pw + 1, (n, 1, 1), device=dev)
+        rows = torch.arange(h, device=dev).view(1, h, 1) + dy
+        cols = torch.arange(w, device=dev).view(1, 1, w) + dx
+        x = padded[torch.arange(n, device=dev).view(n, 1, 1), :, rows, cols].permute(0, 3, 1, 2)
+    if "cutout" in names:
+        ch, cw = h // 2, w // 2
+        cy = torch.randint(0, h - ch + 1, (n, 1, 1), device=dev)
+        cx = torch.randint(0, w - cw + 1, (n, 1, 1), device=dev)
+        ys = torch.arange(h, device=dev).view(1, h, 1)
+        xs = torch.arange(w, device=dev).view(1, 1, w)
+        hole = ((ys >= cy) & (ys < cy + ch) & (xs >= cx) & (xs < cx + cw)).unsqueeze(1)
+        x = torch.where(hole, torch.full_like(x, -1.0), x)
+    return x.contiguous()
+
+
 class _GanRecipe(Recipe):
     """Shared DCGAN loop; subclasses provide the networks and the data."""
 
@@ -72,6 +117,9 @@ class _GanRecipe(Recipe):
         opts = self.opts
         if not 0.0 <= opts.ema < 1.0:
             raise ConfigError(f"--ema must be in [0, 1), got {opts.ema}")
+        if opts.r1 < 0 or opts.lr_d < 0:
+            raise ConfigError(f"--r1 and --lr-d must be >= 0, got {opts.r1} and {opts.lr_d}")
+        self.augment = parse_augment(opts.augment)
         G, D = self._networks()
         G.apply(dcgan_init)
         D.apply(dcgan_init)
@@ -79,7 +127,7 @@ class _GanRecipe(Recipe):
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self._exported: nn.Module | None = None
         betas = (opts.beta1, 0.999)
-        optimizers = {"D": torch.optim.Adam(self.D.parameters(), opts.lr, betas=betas),
+        optimizers = {"D": torch.optim.Adam(self.D.parameters(), opts.lr_d or opts.lr, betas=betas),
                       "G": torch.optim.Adam(self.G.parameters(), opts.lr, betas=betas)}
         return {"G": self.G, "D": self.D, "G_ema": self.G_ema}, optimizers
 
@@ -87,17 +135,27 @@ class _GanRecipe(Recipe):
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
         z = torch.randn(real.shape[0], self.G.latent_dim, device=real.device)
         fake = self.G(z)
-        d_real, d_fake = self.D(real), self.D(fake.detach())
+        real_in = augment(real, self.augment)
+        if self.opts.r1 > 0:
+            real_in = real_in.detach().requires_grad_(True)
+        d_real, d_fake = self.D(real_in), self.D(augment(fake.detach(), self.augment))
         loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.opts.real_label))
                   + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        losses = {}
+        if self.opts.r1 > 0:
+            (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
+            penalty = grad.square().flatten(1).sum(1).mean()
+            loss_d = loss_d + 0.5 * self.opts.r1 * penalty
+            losses["r1"] = penalty.item()
         self.optimize("D", loss_d)
-        d_gen = self.D(fake)
+        d_gen = self.D(augment(fake, self.augment))
         loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
         self.optimize("G", loss_g)
         self._update_ema()
         self._exported = None
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item()}
+                "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item(),
+                **losses}
 
     @torch.no_grad()
     def _update_ema(self) -> None:

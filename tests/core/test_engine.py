@@ -121,6 +121,18 @@ def test_samples_and_log_per_epoch(toy, tmp_path):
     assert sorted(p.name for p in (run2 / "samples").iterdir()) == ["epoch_002.png", "epoch_003.png"]
 
 
+def test_log_line_of_an_epoch_rerun_after_a_kill_is_replaced_not_repeated(toy, tmp_path):
+    run = _train(tmp_path / "run", "--epochs", "2")
+    log = run / "log.jsonl"
+    lines = log.read_text().splitlines()
+    # a kill after epoch 3's log line was written but before its checkpoint: the log is one epoch ahead
+    log.write_text("\n".join([*lines, json.dumps({"epoch": 3, "seconds": 0.0, "loss": -1.0})]) + "\n")
+    _train(run, "--epochs", "3", "--resume")
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[:2] == [json.loads(line) for line in lines] and records[2]["loss"] > 0
+
+
 def test_export_loads_with_zoo_load(toy, tmp_path):
     run = _train(tmp_path / "run", "--epochs", "2")
     out, sha = export_run(run, tmp_path / "g.safetensors")

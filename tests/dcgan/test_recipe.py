@@ -18,7 +18,8 @@ from zoo.data.mnist import write_idx
 from zoo.imageio import write_image
 from zoo.train import export_run, run_training
 from zoo.train.checkpoint import load_checkpoint
-from zoo_dcgan.recipe import MnistRecipe, recalibrate_batchnorm
+from zoo.errors import ConfigError
+from zoo_dcgan.recipe import MnistRecipe, augment, parse_augment, recalibrate_batchnorm
 from zoo_dcgan.networks import MnistGenerator
 
 
@@ -80,6 +81,44 @@ def test_ema_tracks_the_generator_and_recalibration_is_exact():
     h = g.project[0](z)
     assert torch.allclose(cal.project[1].running_mean, h.mean(0), atol=1e-5)  # average of the two batch means
     assert not cal.training and cal.project[1].momentum == pytest.approx(0.1)
+
+
+def test_augment_translates_and_cuts_out_differentiably():
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 16, 16, requires_grad=True)
+    moved = augment(x, ("translation",))
+    assert moved.shape == x.shape and moved.is_contiguous()
+    # every output is the input shifted by (dy, dx) in [-2, 2]^2, the uncovered border filled with -1
+    for i in range(x.shape[0]):
+        pad = torch.nn.functional.pad(x[i].detach(), (2, 2, 2, 2), value=-1.0)
+        assert any(torch.equal(moved[i].detach(), pad[:, dy:dy + 16, dx:dx + 16])
+                   for dy in range(5) for dx in range(5)), i
+    moved.sum().backward()
+    assert ((x.grad == 0) | (x.grad == 1)).all() and x.grad.sum() > 0.5 * x.numel()
+    cut = augment(x.detach(), ("cutout",))
+    holes = (cut != x.detach()).flatten(1).sum(1)
+    assert torch.all(holes <= 64) and torch.all(holes > 0)  # an 8x8 hole set to -1 (x is never -1 here)
+    assert augment(x, ()) is x
+
+
+def test_augment_option_is_validated():
+    assert parse_augment(" translation, cutout ") == ("translation", "cutout")
+    with pytest.raises(ConfigError, match="unknown augmentation 'flip'.*translation, cutout"):
+        parse_augment("translation,flip")
+
+
+def test_r1_ttur_and_augment_step():
+    spec = zoo.get_spec("dcgan-mnist")
+    recipe = MnistRecipe(spec, MnistRecipe.Options(r1=5.0, lr_d=4e-4, augment="translation,cutout"))
+    modules, recipe._optimizers = recipe.build(torch.device("cpu"))
+    assert recipe._optimizers["D"].param_groups[0]["lr"] == 4e-4
+    assert recipe._optimizers["G"].param_groups[0]["lr"] == 2e-4
+    before = [p.clone() for p in modules["D"].parameters()]
+    losses = recipe.step((torch.rand(4, 1, 28, 28) * 2 - 1,), 0)
+    assert losses["r1"] > 0 and all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, modules["D"].parameters()))
+    with pytest.raises(ConfigError, match="--r1"):
+        MnistRecipe(spec, MnistRecipe.Options(r1=-1.0)).build(torch.device("cpu"))
 
 
 def test_dcgan64_trains_on_an_image_folder(tmp_path, register_spec):

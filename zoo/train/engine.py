@@ -197,6 +197,16 @@ class Trainer:
         self._epoch_losses = {k: v / max(n, 1) for k, v in totals.items()}
         self._epoch_time = time.time() - start
 
+    def _write_log(self, record: dict[str, Any]) -> None:
+        """Rewrite log.jsonl atomically with `record` after the lines of earlier epochs. The log is written before
+        the checkpoint, so a kill between the two never loses a line; lines of epochs that a resume re-runs (a kill
+        after the log, before the checkpoint) are replaced instead of repeated."""
+        log = self.run_dir / "log.jsonl"
+        lines = log.read_text().splitlines() if log.exists() else []
+        kept = [line for line in lines if line.strip() and json.loads(line).get("epoch", 0) < record["epoch"]]
+        with atomic_write(log, "w") as f:
+            f.write("".join(line + "\n" for line in kept) + json.dumps(record) + "\n")
+
     def _after_epoch(self, recipe: Recipe, modules: dict, optimizers: dict, epoch: int) -> None:
         done = epoch + 1
         if done % self.opts.sample_every == 0 or done == self.opts.epochs:
@@ -205,12 +215,8 @@ class Trainer:
             for m in modules.values():
                 m.train()
             save_grid(self.run_dir / "samples" / f"epoch_{done:03d}.png", images, recipe.grid_nrow())
+        self._write_log({"epoch": done, "seconds": round(self._epoch_time, 2), **self._epoch_losses})
         save_checkpoint(self.run_dir, self._state(recipe, modules, optimizers, done))
-        record = {"epoch": done, "seconds": round(self._epoch_time, 2), **self._epoch_losses}
-        log = self.run_dir / "log.jsonl"
-        previous = log.read_text() if log.exists() else ""
-        with atomic_write(log, "w") as f:
-            f.write(previous + json.dumps(record) + "\n")
         if self.show_progress:
             losses = " ".join(f"{k}={v:.4f}" for k, v in self._epoch_losses.items())
             print(f"epoch {done}/{self.opts.epochs} ({self._epoch_time:.1f}s) {losses}", file=sys.stderr)
