@@ -58,6 +58,29 @@ def _grads(model):
     return [p.grad.clone() for p in model.parameters()]
 
 
+def test_backend_choice_is_marked_constant_like_the_public_api():
+    """zoo.ops marks its trace-time backend choice as torch.compiler.assume_constant_result would, without
+    importing torch._dynamo at import time; fails loudly if a torch upgrade changes how that function marks."""
+    from zoo.ops import _backend
+
+    def probe():
+        return None
+
+    marked = torch.compiler.assume_constant_result(probe)
+    assert getattr(marked, _backend.DYNAMO_CONSTANT_MARKER) is True
+    assert getattr(_backend._resolve_constant, _backend.DYNAMO_CONSTANT_MARKER) is True
+
+
+def test_import_does_not_import_dynamo():
+    """`import zoo.ops` (every `zoo` command) stays free of torch._dynamo's import cost."""
+    import subprocess
+    import sys
+
+    code = "import sys, zoo, zoo.ops; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_compiled_graph_has_no_break_and_calls_the_ops():
     """Dynamo captures the whole model in one graph (fullgraph) in which the zoo ops appear as ops."""
     torch._dynamo.reset()

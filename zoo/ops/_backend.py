@@ -139,10 +139,12 @@ def _resolve_constant(device_type: str) -> bool:
     return _resolve(device_type)
 
 
-try:  # a compiled graph keeps the backend chosen when it was traced (no graph break, no guard)
-    _resolve_constant = torch._dynamo.assume_constant_result(_resolve_constant)
-except AttributeError:  # pragma: no cover - older torch
-    pass
+# A compiled graph keeps the backend chosen when it was traced (no graph break, no guard). This is what
+# torch.compiler.assume_constant_result(fn) does (Dynamo reads the marker when it traces a call), set directly
+# because that function imports torch._dynamo, which costs seconds on every `zoo` command that never compiles;
+# tests/ops/test_compile.py checks that the public function still sets exactly this marker.
+DYNAMO_CONSTANT_MARKER = "_dynamo_marked_constant"
+setattr(_resolve_constant, DYNAMO_CONSTANT_MARKER, True)
 
 
 def use_cpp(device: torch.device) -> bool:
