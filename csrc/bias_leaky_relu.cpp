@@ -1,6 +1,6 @@
 // CPU host code and kernels of zoo::bias_leaky_relu.
 //
-// Forward: contiguous NCHW runs one task per (n, c) plane with the bias as a scalar; channels-last and (N, C)
+// Forward: contiguous NCHW runs tasks of whole (n, c) planes, the bias a scalar per plane; channels-last and (N, C)
 // inputs run over rows of C channels with the bias as a vector; without bias it is one flat elementwise pass.
 // Backward: dx = dout * (out > 0 ? scale : scale * slope), with the bias gradient (sum of dx over all dims but 1)
 // accumulated in the same pass (float lanes flushed into double). float16/bfloat16 go through float in chunks.
@@ -86,7 +86,33 @@ ZOO_INLINE void rows_grad_sum_impl(const T* __restrict__ g, const T* __restrict_
   }
 }
 
+// Planes [p0, p1) of S elements with bias[p % C] each, or their gradients with per-plane sums: several planes per
+// ISA-dispatched call, so small planes (a few dozen elements) do not pay a dispatch and loop set-up each.
+template <typename T>
+ZOO_INLINE void planes_bias_act_impl(const T* __restrict__ x, T* __restrict__ out, int64_t p0, int64_t p1, int64_t S,
+                                     int64_t C, const T* __restrict__ bias, T slope, T scale) {
+  for (int64_t p = p0; p < p1; ++p) bias_act_impl<T>(x + p * S, out + p * S, S, bias[p % C], slope, scale);
+}
+
+template <typename T>
+ZOO_INLINE void planes_grad_sum_impl(const T* __restrict__ g, const T* __restrict__ o, T* __restrict__ gx, int64_t p0,
+                                     int64_t p1, int64_t S, T pos, T neg, double* __restrict__ sums) {
+  for (int64_t p = p0; p < p1; ++p) {
+    double s = 0;
+    grad_sum_impl<T>(g + p * S, o + p * S, gx + p * S, S, pos, neg, s);
+    sums[p] = s;
+  }
+}
+
 #define ZOO_DEFINE_KERNELS(T)                                                                                  \
+  ZOO_CLONES void planes_bias_act(const T* x, T* out, int64_t p0, int64_t p1, int64_t S, int64_t C, const T* b, \
+                                  T slope, T scale) {                                                          \
+    planes_bias_act_impl<T>(x, out, p0, p1, S, C, b, slope, scale);                                            \
+  }                                                                                                            \
+  ZOO_CLONES void planes_grad_sum(const T* g, const T* o, T* gx, int64_t p0, int64_t p1, int64_t S, T pos,      \
+                                  T neg, double* sums) {                                                       \
+    planes_grad_sum_impl<T>(g, o, gx, p0, p1, S, pos, neg, sums);                                              \
+  }                                                                                                            \
   ZOO_CLONES void bias_act(const T* x, T* out, int64_t n, T b, T slope, T scale) {                             \
     bias_act_impl<T>(x, out, n, b, slope, scale);                                                              \
   }                                                                                                            \
@@ -96,9 +122,6 @@ ZOO_INLINE void rows_grad_sum_impl(const T* __restrict__ g, const T* __restrict_
   ZOO_CLONES void grad(const T* g, const T* o, T* gx, int64_t n, T pos, T neg) {                               \
     grad_impl<T>(g, o, gx, n, pos, neg);                                                                       \
   }                                                                                                            \
-  ZOO_CLONES void grad_sum(const T* g, const T* o, T* gx, int64_t n, T pos, T neg, double& sum) {              \
-    grad_sum_impl<T>(g, o, gx, n, pos, neg, sum);                                                              \
-  }                                                                                                            \
   ZOO_CLONES void rows_grad_sum(const T* g, const T* o, T* gx, int64_t rows, int64_t C, T pos, T neg, T* s) {  \
     rows_grad_sum_impl<T>(g, o, gx, rows, C, pos, neg, s);                                                     \
   }
@@ -106,6 +129,11 @@ ZOO_INLINE void rows_grad_sum_impl(const T* __restrict__ g, const T* __restrict_
 ZOO_DEFINE_KERNELS(float)
 ZOO_DEFINE_KERNELS(double)
 #undef ZOO_DEFINE_KERNELS
+
+// One plane's gradient and sum in float: the float16 / bfloat16 path, converted in chunks.
+ZOO_CLONES void grad_sum(const float* g, const float* o, float* gx, int64_t n, float pos, float neg, double& sum) {
+  grad_sum_impl<float>(g, o, gx, n, pos, neg, sum);
+}
 
 template <typename scalar_t>
 constexpr bool is_reduced = !std::is_same_v<scalar_t, at::opmath_type<scalar_t>>;
@@ -153,10 +181,15 @@ void forward(const scalar_t* x, const scalar_t* bias, scalar_t* out, int64_t N, 
     });
   } else if (!rows) {
     at::parallel_for(0, N * C, std::max<int64_t>(1, 32768 / S), [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const T b = static_cast<T>(bias[p % C]);
-        in_opmath<scalar_t>(x + p * S, nullptr, out + p * S, S,
-                            [&](const T* a, const T*, T* o, int64_t n, int64_t) { bias_act(a, o, n, b, slope, scale); });
+      if constexpr (!is_reduced<scalar_t>) {
+        planes_bias_act(x, out, begin, end, S, C, bias, slope, scale);
+      } else {
+        for (int64_t p = begin; p < end; ++p) {
+          const T b = static_cast<T>(bias[p % C]);
+          in_opmath<scalar_t>(x + p * S, nullptr, out + p * S, S, [&](const T* a, const T*, T* o, int64_t n, int64_t) {
+            bias_act(a, o, n, b, slope, scale);
+          });
+        }
       }
     });
   } else {
@@ -189,11 +222,15 @@ void backward(const scalar_t* g, const scalar_t* o, scalar_t* gx, double* bias_s
     });
   } else if (!rows) {  // per-plane sums into bias_sums[N * C]
     at::parallel_for(0, N * C, std::max<int64_t>(1, 32768 / S), [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        double s = 0;
-        in_opmath<scalar_t>(g + p * S, o + p * S, gx + p * S, S, [&](const T* a, const T* b, T* r, int64_t n,
-                                                                     int64_t) { grad_sum(a, b, r, n, pos, neg, s); });
-        bias_sums[p] = s;
+      if constexpr (!is_reduced<scalar_t>) {
+        planes_grad_sum(g, o, gx, begin, end, S, pos, neg, bias_sums);
+      } else {
+        for (int64_t p = begin; p < end; ++p) {
+          double s = 0;
+          in_opmath<scalar_t>(g + p * S, o + p * S, gx + p * S, S, [&](const T* a, const T* b, T* r, int64_t n,
+                                                                       int64_t) { grad_sum(a, b, r, n, pos, neg, s); });
+          bias_sums[p] = s;
+        }
       }
     });
   } else {  // fixed row blocks (deterministic for any thread count) with per-block channel sums
