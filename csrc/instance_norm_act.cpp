@@ -352,16 +352,14 @@ ZOO_DEFINE_KERNELS(float)
 ZOO_DEFINE_KERNELS(double)
 #undef ZOO_DEFINE_KERNELS
 
-// float16 / bfloat16 <-> float conversion of a strided block of rows into a dense (rows, cb) buffer.
+// float16 / bfloat16 <-> float conversion of n contiguous elements.
 template <typename scalar_t>
-void to_float(const scalar_t* src, int64_t rows, int64_t stride, int64_t cb, float* dst) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cb; ++j) dst[r * cb + j] = static_cast<float>(src[r * stride + j]);
+void to_float(const scalar_t* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
 }
 template <typename scalar_t>
-void from_float(const float* src, int64_t rows, int64_t cb, scalar_t* dst, int64_t stride) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cb; ++j) dst[r * stride + j] = static_cast<scalar_t>(src[r * cb + j]);
+void from_float(const float* src, int64_t n, scalar_t* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i]);
 }
 
 template <typename scalar_t>
@@ -390,7 +388,7 @@ void forward_planes(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>*
         double s = 0, ss = 0, mean, rstd;
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
-          to_float(xp + i, 1, 0, len, xb.data());
+          to_float(xp + i, len, xb.data());
           plane_sums(xb.data(), len, pivot, s, ss);
         }
         finish_stats(s, ss, pivot, M, eps, mean, rstd);
@@ -400,9 +398,9 @@ void forward_planes(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>*
         const T bb = b ? static_cast<T>(b[c]) : T(0);
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
-          to_float(xp + i, 1, 0, len, xb.data());
+          to_float(xp + i, len, xb.data());
           plane_apply(xb.data(), ob.data(), len, static_cast<T>(mean), a, bb, static_cast<T>(slope));
-          from_float(ob.data(), 1, len, op + i, 0);
+          from_float(ob.data(), len, op + i);
         }
       }
     });
@@ -481,7 +479,7 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
       std::fill(sc.s.begin(), sc.s.end(), T(0));
       std::fill(sc.ss.begin(), sc.ss.end(), T(0));
       if constexpr (is_reduced<scalar_t>) {
-        to_float(xn + r * C, 1, 0, rows * C, sc.b1.data());
+        to_float(xn + r * C, rows * C, sc.b1.data());
         rows_sums(sc.b1.data(), rows, C, sc.pivot.data(), sc.s.data(), sc.ss.data());
       } else {
         rows_sums(xn + r * C, rows, C, sc.pivot.data(), sc.s.data(), sc.ss.data());
@@ -516,9 +514,9 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
     for (int64_t r = part_begin(S, parts, k), r1 = part_begin(S, parts, k + 1); r < r1; r += rb) {
       const int64_t rows = std::min(rb, r1 - r);
       if constexpr (is_reduced<scalar_t>) {
-        to_float(xn + r * C, 1, 0, rows * C, sc.b1.data());
+        to_float(xn + r * C, rows * C, sc.b1.data());
         rows_apply(sc.b1.data(), sc.b2.data(), rows, C, cf, cf + C, cf + 2 * C, T(slope));
-        from_float(sc.b2.data(), 1, rows * C, on + r * C, 0);
+        from_float(sc.b2.data(), rows * C, on + r * C);
       } else {
         rows_apply(xn + r * C, on + r * C, rows, C, cf, cf + C, cf + 2 * C, T(slope));
       }
@@ -553,8 +551,8 @@ void backward_planes(const scalar_t* g, const scalar_t* x, scalar_t* gx, const a
         double sg = 0, sgx = 0;
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
-          to_float(gp + i, 1, 0, len, gb.data());
-          to_float(xp + i, 1, 0, len, xb.data());
+          to_float(gp + i, len, gb.data());
+          to_float(xp + i, len, xb.data());
           plane_bwd_sums(gb.data(), xb.data(), len, mean, a, bb, sl, sg, sgx);
         }
         sg_out[p] = sg;
@@ -563,10 +561,10 @@ void backward_planes(const scalar_t* g, const scalar_t* x, scalar_t* gx, const a
         bwd_coeffs(sg, sgx, rstd, wc, M, A, B, Cc);
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
-          to_float(gp + i, 1, 0, len, gb.data());
-          to_float(xp + i, 1, 0, len, xb.data());
+          to_float(gp + i, len, gb.data());
+          to_float(xp + i, len, xb.data());
           plane_bwd_apply(gb.data(), xb.data(), ob.data(), len, mean, a, bb, sl, A, B, Cc);
-          from_float(ob.data(), 1, len, op + i, 0);
+          from_float(ob.data(), len, op + i);
         }
       }
     });
@@ -602,8 +600,8 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
       std::fill(sc.s.begin(), sc.s.end(), T(0));
       std::fill(sc.ss.begin(), sc.ss.end(), T(0));
       if constexpr (is_reduced<scalar_t>) {
-        to_float(g + off + r * C, 1, 0, rows * C, sc.b1.data());
-        to_float(x + off + r * C, 1, 0, rows * C, sc.b2.data());
+        to_float(g + off + r * C, rows * C, sc.b1.data());
+        to_float(x + off + r * C, rows * C, sc.b2.data());
         rows_bwd_sums(sc.b1.data(), sc.b2.data(), rows, C, cf, cf + C, cf + 2 * C, sl, sc.s.data(), sc.ss.data());
       } else {
         rows_bwd_sums(g + off + r * C, x + off + r * C, rows, C, cf, cf + C, cf + 2 * C, sl, sc.s.data(),
@@ -635,11 +633,11 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
     for (int64_t r = part_begin(S, parts, k), r1 = part_begin(S, parts, k + 1); r < r1; r += rb) {
       const int64_t rows = std::min(rb, r1 - r);
       if constexpr (is_reduced<scalar_t>) {
-        to_float(g + off + r * C, 1, 0, rows * C, sc.b1.data());
-        to_float(x + off + r * C, 1, 0, rows * C, sc.b2.data());
+        to_float(g + off + r * C, rows * C, sc.b1.data());
+        to_float(x + off + r * C, rows * C, sc.b2.data());
         rows_bwd_apply(sc.b1.data(), sc.b2.data(), sc.b3.data(), rows, C, cf, cf + C, cf + 2 * C, sl, cf + 3 * C,
                        cf + 4 * C, cf + 5 * C);
-        from_float(sc.b3.data(), 1, rows * C, gx + off + r * C, 0);
+        from_float(sc.b3.data(), rows * C, gx + off + r * C);
       } else {
         rows_bwd_apply(g + off + r * C, x + off + r * C, gx + off + r * C, rows, C, cf, cf + C, cf + 2 * C, sl,
                        cf + 3 * C, cf + 4 * C, cf + 5 * C);
