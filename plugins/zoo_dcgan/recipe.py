@@ -33,6 +33,9 @@ class GanOptions(TrainOptions):
     r1: float = field(default=0.0, metadata={"help": "R1 penalty weight gamma: gamma/2 * E|grad_x D(real)|^2 "
                                                    "(0 = off)"})
     lr_d: float = field(default=0.0, metadata={"help": "discriminator learning rate; 0 = same as --lr"})
+    top_k: float = field(default=1.0, metadata={"help": "fraction of each batch's fakes, those D rates most real, "
+                                                      "that the generator's loss uses (top-k training, Sinha et "
+                                                      "al. 2020); 1 = all"})
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -119,6 +122,8 @@ class _GanRecipe(Recipe):
             raise ConfigError(f"--ema must be in [0, 1), got {opts.ema}")
         if opts.r1 < 0 or opts.lr_d < 0:
             raise ConfigError(f"--r1 and --lr-d must be >= 0, got {opts.r1} and {opts.lr_d}")
+        if not 0.0 < opts.top_k <= 1.0:
+            raise ConfigError(f"--top-k must be in (0, 1], got {opts.top_k}")
         self.augment = parse_augment(opts.augment)
         G, D = self._networks()
         G.apply(dcgan_init)
@@ -149,6 +154,8 @@ class _GanRecipe(Recipe):
             losses["r1"] = penalty.item()
         self.optimize("D", loss_d)
         d_gen = self.D(augment(fake, self.augment))
+        if self.opts.top_k < 1.0:
+            d_gen = d_gen.topk(max(1, round(self.opts.top_k * d_gen.shape[0]))).values
         loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
         self.optimize("G", loss_g)
         self._update_ema()

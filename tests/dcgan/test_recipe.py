@@ -121,6 +121,33 @@ def test_r1_ttur_and_augment_step():
         MnistRecipe(spec, MnistRecipe.Options(r1=-1.0)).build(torch.device("cpu"))
 
 
+def test_top_k_generator_loss_uses_the_fakes_d_rates_most_real():
+    import copy
+
+    import torch.nn.functional as F
+
+    spec = zoo.get_spec("dcgan-mnist")
+    recipe = MnistRecipe(spec, MnistRecipe.Options(top_k=0.5))
+    modules, recipe._optimizers = recipe.build(torch.device("cpu"))
+    for m in modules["D"].modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    G_before = copy.deepcopy(modules["G"])
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    torch.manual_seed(0)  # the step's latents are the first random numbers drawn after this
+    losses = recipe.step((real,), 0)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        d = modules["D"](G_before(torch.randn(8, 100)))
+    best = d.topk(4).values
+    assert losses["loss_g"] == pytest.approx(F.binary_cross_entropy_with_logits(best, torch.ones_like(best)).item(),
+                                             rel=1e-5)
+    assert losses["loss_g"] != pytest.approx(F.binary_cross_entropy_with_logits(d, torch.ones_like(d)).item(),
+                                             rel=1e-3)
+    with pytest.raises(ConfigError, match="--top-k must be in"):
+        MnistRecipe(spec, MnistRecipe.Options(top_k=0.0)).build(torch.device("cpu"))
+
+
 def test_dcgan64_trains_on_an_image_folder(tmp_path, register_spec):
     folder = tmp_path / "imgs"
     rng = np.random.default_rng(0)
