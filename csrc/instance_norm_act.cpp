@@ -34,9 +34,9 @@ constexpr int64_t kMinRows = 16;  // channels-last rows per part at least when a
 #define ZOO_INLINE __attribute__((always_inline)) inline
 
 // Mean and rstd of a plane from shifted sums around `pivot`.
-inline void finish_stats(double s, double ss, double pivot, int64_t n, double eps, double& mean, double& rstd) {
-  const double m = s / static_cast<double>(n);
-  double var = ss / static_cast<double>(n) - m * m;
+inline void finish_stats(double s, double ss, double pivot, double inv_n, double eps, double& mean, double& rstd) {
+  const double m = s * inv_n;
+  double var = ss * inv_n - m * m;
   var = var < 0 ? 0 : var;  // keeps NaN (a NaN compares false)
   mean = pivot + m;
   rstd = 1.0 / std::sqrt(var + eps);
@@ -47,11 +47,11 @@ inline void finish_stats(double s, double ss, double pivot, int64_t n, double ep
 // dx = A (dy - C) + B (x - mean) with A = rstd w, B = -rstd^3 w sgx / M, C = sg / M (the mean of dy).
 
 template <typename T>
-inline void bwd_coeffs(double sg, double sgx, double rstd, double w, int64_t M, T& A, T& B, T& C) {
+inline void bwd_coeffs(double sg, double sgx, double rstd, double w, double inv_M, T& A, T& B, T& C) {
   const double a = rstd * w;
   A = static_cast<T>(a);
-  B = static_cast<T>(-a * rstd * rstd * sgx / static_cast<double>(M));
-  C = static_cast<T>(sg / static_cast<double>(M));
+  B = static_cast<T>(-a * rstd * rstd * sgx * inv_M);
+  C = static_cast<T>(sg * inv_M);
 }
 
 // ---------------------------------------------------------------- contiguous planes
@@ -145,13 +145,14 @@ ZOO_INLINE void planes_forward_impl(const T* __restrict__ x, T* __restrict__ out
                                     int64_t C, const T* w, const T* b, double eps, T slope, T* __restrict__ mean_out,
                                     T* __restrict__ rstd_out) {
   const int64_t group = std::clamp<int64_t>(kBlock / M, 1, kGroup);
+  const double inv_M = 1.0 / static_cast<double>(M);
   for (int64_t q = p0; q < p1; q += group) {
     const int64_t qe = std::min(p1, q + group);
     for (int64_t p = q; p < qe; ++p) {
       const T pivot = x[p * M];
       double s = 0, ss = 0, mean, rstd;
       plane_sums_impl<T>(x + p * M, M, pivot, s, ss);
-      finish_stats(s, ss, pivot, M, eps, mean, rstd);
+      finish_stats(s, ss, pivot, inv_M, eps, mean, rstd);
       mean_out[p] = static_cast<T>(mean);
       rstd_out[p] = static_cast<T>(rstd);
     }
@@ -169,6 +170,7 @@ ZOO_INLINE void planes_backward_impl(const T* __restrict__ g, const T* __restric
                                      const T* w, const T* b, T slope, double* __restrict__ sg_out,
                                      double* __restrict__ sgx_out) {
   const int64_t group = std::clamp<int64_t>(kBlock / M, 1, kGroup);
+  const double inv_M = 1.0 / static_cast<double>(M);
   for (int64_t q = p0; q < p1; q += group) {
     const int64_t qe = std::min(p1, q + group);
     for (int64_t p = q; p < qe; ++p) {
@@ -183,7 +185,7 @@ ZOO_INLINE void planes_backward_impl(const T* __restrict__ g, const T* __restric
       const int64_t c = p % C;
       const T wc = w ? w[c] : T(1);
       T A, B, Cc;
-      bwd_coeffs(sg_out[p], sgx_out[p], rstd_in[p], wc, M, A, B, Cc);
+      bwd_coeffs(sg_out[p], sgx_out[p], rstd_in[p], wc, inv_M, A, B, Cc);
       plane_bwd_apply_impl<T>(g + p * M, x + p * M, gx + p * M, M, mean_in[p], rstd_in[p] * wc, b ? b[c] : T(0),
                               slope, A, B, Cc);
     }
@@ -373,6 +375,7 @@ void forward_planes(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>*
                     int64_t M, double eps, double slope) {
   using T = at::opmath_type<scalar_t>;
   const int64_t grain = std::max<int64_t>(1, 32768 / M);
+  const double inv_M = 1.0 / static_cast<double>(M);
   if constexpr (!is_reduced<scalar_t>) {
     at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
       planes_forward(x, out, begin, end, M, C, w, b, eps, static_cast<T>(slope), mean_out, rstd_out);
@@ -391,7 +394,7 @@ void forward_planes(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>*
           to_float(xp + i, len, xb.data());
           plane_sums(xb.data(), len, pivot, s, ss);
         }
-        finish_stats(s, ss, pivot, M, eps, mean, rstd);
+        finish_stats(s, ss, pivot, inv_M, eps, mean, rstd);
         mean_out[p] = static_cast<T>(mean);
         rstd_out[p] = static_cast<T>(rstd);
         const T a = static_cast<T>(rstd) * (w ? static_cast<T>(w[c]) : T(1));
@@ -465,6 +468,7 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
                   int64_t S, double eps, double slope) {
   using T = at::opmath_type<scalar_t>;
   const int64_t parts = row_parts(N, S, C), rb = rows_per_block(C);
+  const double inv_S = 1.0 / static_cast<double>(S);
   // per (sample, part): C shifted sums then C shifted sums of squares; per sample: mean, scale, shift per channel
   std::vector<double> sums(N * parts * 2 * C);
   std::vector<T> coef(N * 3 * C);
@@ -500,7 +504,7 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
         s += sums[(n * parts + k) * 2 * C + j];
         ss += sums[(n * parts + k) * 2 * C + C + j];
       }
-      finish_stats(s, ss, static_cast<T>(xn[j]), S, eps, m, rs);
+      finish_stats(s, ss, static_cast<T>(xn[j]), inv_S, eps, m, rs);
       mean_out[n * C + j] = cf[j] = static_cast<T>(m);
       rstd_out[n * C + j] = static_cast<T>(rs);
       cf[C + j] = static_cast<T>(rs) * (w ? static_cast<T>(w[j]) : T(1));
@@ -533,6 +537,7 @@ void backward_planes(const scalar_t* g, const scalar_t* x, scalar_t* gx, const a
                      int64_t C, int64_t M, double slope, double* sg_out, double* sgx_out) {
   using T = at::opmath_type<scalar_t>;
   const int64_t grain = std::max<int64_t>(1, 16384 / M);
+  const double inv_M = 1.0 / static_cast<double>(M);
   if constexpr (!is_reduced<scalar_t>) {
     at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
       planes_backward(g, x, gx, begin, end, M, C, mean_in, rstd_in, w, b, static_cast<T>(slope), sg_out, sgx_out);
@@ -558,7 +563,7 @@ void backward_planes(const scalar_t* g, const scalar_t* x, scalar_t* gx, const a
         sg_out[p] = sg;
         sgx_out[p] = sgx;
         T A, B, Cc;
-        bwd_coeffs(sg, sgx, rstd, wc, M, A, B, Cc);
+        bwd_coeffs(sg, sgx, rstd, wc, inv_M, A, B, Cc);
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
           to_float(gp + i, len, gb.data());
@@ -577,6 +582,7 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
                    int64_t C, int64_t S, double slope, double* sg_out, double* sgx_out) {
   using T = at::opmath_type<scalar_t>;
   const int64_t parts = row_parts(N, S, C), rb = rows_per_block(C);
+  const double inv_S = 1.0 / static_cast<double>(S);
   const T sl = static_cast<T>(slope);
   // per (sample, part): C sums of dy then C sums of dy * (x - mean); per sample and channel: the forward's mean,
   // scale, shift, then dx's A, B, C coefficients
@@ -623,7 +629,7 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
       }
       sg_out[n * C + j] = sg;
       sgx_out[n * C + j] = sgx;
-      bwd_coeffs(sg, sgx, rstd_in[n * C + j], w ? static_cast<double>(w[j]) : 1.0, S, cf[3 * C + j], cf[4 * C + j],
+      bwd_coeffs(sg, sgx, rstd_in[n * C + j], w ? static_cast<double>(w[j]) : 1.0, inv_S, cf[3 * C + j], cf[4 * C + j],
                  cf[5 * C + j]);
     }
   };
