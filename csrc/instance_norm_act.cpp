@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <type_traits>
 #include <vector>
 
@@ -29,7 +28,9 @@ constexpr int64_t kChunk = 2048;  // float16/bfloat16 elements converted to floa
 constexpr int64_t kRows = 128;    // channels-last rows per block at most (flush / conversion unit)
 constexpr int64_t kGroup = 16;    // small planes whose statistics are computed before their elementwise passes
 constexpr int64_t kSplitMin = 32768;  // elements per parallel task at least
-constexpr int64_t kMinRows = 16;  // channels-last rows per part at least when a sample is split across threads
+constexpr int64_t kSplitBelowN = 8;  // channels-last batches smaller than this split their samples by rows
+constexpr int64_t kPartElements = 65536;  // elements per row part of a split channels-last sample, about
+constexpr int64_t kMinRows = 16;  // rows per part at least
 
 #define ZOO_INLINE __attribute__((always_inline)) inline
 
@@ -410,13 +411,12 @@ void forward_planes(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>*
   }
 }
 
-// Channels-last work split: each sample's S rows in `parts` equal ranges, so that N * parts tasks keep every thread
-// busy (N = 1 included) and divide evenly among them; 1 (whole samples per task) when that already holds or when
-// the tensor is too small to split.
+// Channels-last work split: the samples of a small batch (N < kSplitBelowN, N = 1 included) are cut into `parts`
+// equal row ranges of about kPartElements elements that the threads share; larger batches run whole samples per
+// task. A function of the shape only, never of the thread count, so results are bitwise the same on any machine.
 inline int64_t row_parts(int64_t N, int64_t S, int64_t C) {
-  const int64_t threads = at::get_num_threads();
-  if (threads <= 1 || N * S * C < kSplitMin) return 1;
-  return std::clamp<int64_t>(threads / std::gcd(N, threads), 1, std::max<int64_t>(1, S / kMinRows));
+  if (N >= kSplitBelowN) return 1;
+  return std::clamp<int64_t>(S * C / kPartElements, 1, std::max<int64_t>(1, S / kMinRows));
 }
 
 // Rows of C channels per float-accumulation (and float16/bfloat16 conversion) block: about kBlock elements.

@@ -244,19 +244,26 @@ def test_plane_over_a_million_elements(device, layout):
     compare(ops.instance_norm_act, x, channel_params(2, torch.float32, device, True), torch.float32)
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("n", [1, 3])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
-def test_channels_last_split_across_threads(device, threads, n, dtype):
-    """Channels-last samples split by rows across threads (N below or not a multiple of the thread count) combine
-    their partial sums into the same statistics and gradients as the reference, for every thread count."""
-    x = make_input((n, 19, 41, 43), dtype, device, "channels_last")
+def test_channels_last_split_samples(device, n, dtype):
+    """Channels-last samples of a small batch are split by rows across tasks: the parts' partial sums combine into
+    the reference's statistics and gradients, and the results are bitwise the same for any thread count."""
+    x = make_input((n, 37, 131, 67), dtype, device, "channels_last")
+    params = channel_params(37, dtype, device, True)
+    compare(ops.instance_norm_act, x, params, dtype)
+    grad_out = torch.randn(x.shape, dtype=torch.float64).to(dtype=dtype, device=device)
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    results = []
     try:
-        compare(ops.instance_norm_act, x, channel_params(19, dtype, device, True), dtype)
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append(run("cpp", ops.instance_norm_act, x, params, grad_out))
     finally:
         torch.set_num_threads(before)
+    for out, gx, gp in results[1:]:
+        assert torch.equal(out, results[0][0]) and torch.equal(gx, results[0][1])
+        assert all(torch.equal(a, b) for a, b in zip(gp, results[0][2]))
 
 
 def test_kernel_checks_name_the_argument():
