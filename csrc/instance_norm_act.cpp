@@ -435,8 +435,9 @@ struct RowScratch {
 };
 
 // Runs stats(n, k, scratch), finish(n), apply(n, k, scratch) over the samples' parts: per sample in one task when
-// parts == 1 (the second pass reads the sample while it is still in cache), else as three phases, the apply phase
-// split like the stats phase so each thread re-reads the rows it summed.
+// parts == 1 (the second pass reads the sample while it is still in cache), else one sample at a time in three
+// phases (its parts' statistics in parallel, their combination, its parts' elementwise pass in parallel, split like
+// the first so each thread re-reads the rows it summed while the sample is still in the shared cache).
 template <typename scalar_t, typename Stats, typename Finish, typename Apply>
 void run_rows(int64_t N, int64_t S, int64_t C, int64_t parts, int64_t rb, const Stats& stats, const Finish& finish,
               const Apply& apply) {
@@ -451,15 +452,17 @@ void run_rows(int64_t N, int64_t S, int64_t C, int64_t parts, int64_t rb, const 
     });
     return;
   }
-  at::parallel_for(0, N * parts, 1, [&](int64_t begin, int64_t end) {
-    RowScratch<scalar_t> sc(C, rb);
-    for (int64_t t = begin; t < end; ++t) stats(t / parts, t % parts, sc);
-  });
-  for (int64_t n = 0; n < N; ++n) finish(n);
-  at::parallel_for(0, N * parts, 1, [&](int64_t begin, int64_t end) {
-    RowScratch<scalar_t> sc(C, rb);
-    for (int64_t t = begin; t < end; ++t) apply(t / parts, t % parts, sc);
-  });
+  for (int64_t n = 0; n < N; ++n) {
+    at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
+      RowScratch<scalar_t> sc(C, rb);
+      for (int64_t k = begin; k < end; ++k) stats(n, k, sc);
+    });
+    finish(n);
+    at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
+      RowScratch<scalar_t> sc(C, rb);
+      for (int64_t k = begin; k < end; ++k) apply(n, k, sc);
+    });
+  }
 }
 
 template <typename scalar_t>
