@@ -4,9 +4,10 @@
 // element, so no catastrophic cancellation), float lanes flushed into double every kBlock elements; then the
 // normalise + affine + LeakyReLU pass while the plane is still in cache (small planes in groups, see below).
 // Channels-last (N, S, C): vectorised across the contiguous channels with per-channel sums; whole samples per task
-// when there are enough samples for the threads, else each sample's rows split across threads, the per-part sums
-// combined, then a second parallel pass normalises. Backward: one pass for the two per-plane sums (sum dy,
-// sum dy * (x - mean)), one pass writing dx; grad weight / bias are those sums reduced over N.
+// for batches of 8 or more, else each sample's rows split into parts the threads share (the split depends on the
+// shape only: bitwise the same results for any thread count), the parts' sums combined in order, then a second
+// parallel pass normalises. Backward: one pass for the two per-plane sums (sum dy, sum dy * (x - mean)), one pass
+// writing dx; grad weight / bias are those sums reduced over N.
 // float16 / bfloat16 are converted to float in small chunks; all arithmetic is float (double for double).
 #include "instance_norm_act.h"
 
