@@ -43,6 +43,22 @@ def test_weights_path_loads_exactly_in_eval_mode(tiny, tmp_path):
     assert _equal_params(zoo.load("zz-tiny", weights=str(tmp_path / "w.pth"), device="cpu"), trained)
 
 
+def test_a_sha256_sidecar_next_to_user_weights_is_checked(tiny, tmp_path):
+    path = tmp_path / "w.safetensors"
+    digest = save_weights(path, build_tiny().state_dict())  # writes w.safetensors.sha256 as well
+    zoo.load("zz-tiny", weights=path)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit of a weight: still a readable file, but not the one recorded
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=f"sha256 is [0-9a-f]{{64}}, expected {digest}"):
+        zoo.load("zz-tiny", weights=path)
+    (tmp_path / "w.safetensors.sha256").write_text("not-a-hash  w.safetensors\n")
+    with pytest.raises(WeightsError, match="w.safetensors.sha256 does not start with a sha256"):
+        zoo.load("zz-tiny", weights=path)
+    (tmp_path / "w.safetensors.sha256").unlink()
+    zoo.load("zz-tiny", weights=path)  # no sidecar: nothing to check against
+
+
 def test_half_weights_are_converted_to_the_model_dtype(tiny, tmp_path):
     trained = build_tiny()
     save_weights(tmp_path / "h.safetensors", {k: v.half() for k, v in trained.state_dict().items()})
