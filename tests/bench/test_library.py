@@ -259,3 +259,12 @@ def test_cuda_case_is_timed_with_events_against_the_device_copy_bandwidth():
     rows = run_op_case(case, Config(quick=True, rounds=2, variants=("eager",)), copy, None)
     assert rows[0]["status"] == "ok" and rows[0]["device"] == "cuda"
     assert rows[0]["pct_copy"] == pytest.approx(100 * rows[0]["gbs"] / copy["gbs"])
+
+
+def test_shared_machine_note_follows_other_processes_not_the_load_average(tmp_path):
+    report = _report(tmp_path)
+    report["machine"].update(load_average=[1.9, 2.0, 2.1], busy_processes=0)
+    report["machine_after"] = {"load_average": [2.0, 2.0, 2.0], "busy_processes": 0}  # the benchmark's own load
+    assert "the machine was shared" not in render_markdown(report)
+    report["machine_after"]["busy_processes"] = 2
+    assert "the machine was shared" in render_markdown(report)
