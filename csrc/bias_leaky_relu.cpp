@@ -135,18 +135,6 @@ ZOO_CLONES void grad_sum(const float* g, const float* o, float* gx, int64_t n, f
   grad_sum_impl<float>(g, o, gx, n, pos, neg, sum);
 }
 
-template <typename scalar_t>
-constexpr bool is_reduced = !std::is_same_v<scalar_t, at::opmath_type<scalar_t>>;
-
-template <typename scalar_t>
-void to_float(const scalar_t* src, int64_t n, float* dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
-}
-template <typename scalar_t>
-void from_float(const float* src, int64_t n, scalar_t* dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i]);
-}
-
 // Runs f(x_chunk, out_chunk, len, offset) over [0, n) in opmath precision: directly for float/double, through
 // float buffers of kChunk for float16/bfloat16. `in2` is a second input converted alongside (or nullptr).
 template <typename scalar_t, typename F>

@@ -62,7 +62,10 @@ inline T leaky(T y, T slope) {
 }  // namespace zoo
 
 #if !defined(__CUDACC__)
+#include <ATen/OpMathType.h>
+
 #include <cstring>
+#include <type_traits>
 
 #define ZOO_CPU_INLINE __attribute__((always_inline)) inline
 
@@ -116,6 +119,21 @@ ZOO_CPU_INLINE T lanes_sum(Vec64<T> v) {
   T total = v16[0];
   for (int j = 1; j < static_cast<int>(16 / sizeof(T)); ++j) total += v16[j];
   return total;
+}
+
+// float16 / bfloat16 inputs are computed in float: `is_reduced` says which dtypes take that path, and
+// to_float / from_float convert n contiguous elements.
+template <typename scalar_t>
+constexpr bool is_reduced = !std::is_same_v<scalar_t, at::opmath_type<scalar_t>>;
+
+template <typename scalar_t>
+void to_float(const scalar_t* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
+}
+
+template <typename scalar_t>
+void from_float(const float* src, int64_t n, scalar_t* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i]);
 }
 
 }  // namespace zoo

@@ -356,19 +356,6 @@ ZOO_DEFINE_KERNELS(float)
 ZOO_DEFINE_KERNELS(double)
 #undef ZOO_DEFINE_KERNELS
 
-// float16 / bfloat16 <-> float conversion of n contiguous elements.
-template <typename scalar_t>
-void to_float(const scalar_t* src, int64_t n, float* dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
-}
-template <typename scalar_t>
-void from_float(const float* src, int64_t n, scalar_t* dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i]);
-}
-
-template <typename scalar_t>
-constexpr bool is_reduced = !std::is_same_v<scalar_t, at::opmath_type<scalar_t>>;
-
 // ---------------------------------------------------------------- forward drivers
 
 template <typename scalar_t>
