@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,7 +10,7 @@ from torch import nn
 
 from zoo.errors import ConfigError, WeightsError
 from zoo.registry import ModelSpec, get_spec
-from zoo.weights import load_weights_file, read_metadata, read_state_dict
+from zoo.weights import load_weights_file, read_metadata, read_state_dict, sidecar_sha256
 
 
 def _describe_mismatch(module: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
@@ -38,19 +37,8 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], source: str) -
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 
-def _sidecar_sha256(path: str | os.PathLike) -> str | None:
-    """The sha256 recorded in `<path>.sha256` (as `zoo export` and `sha256sum` write it), if that file exists."""
-    sidecar = Path(f"{path}.sha256")
-    if not sidecar.is_file():
-        return None
-    digest = (sidecar.read_text().split() or [""])[0].lower()
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise WeightsError(f"{sidecar} does not start with a sha256 (64 hex digits); fix or delete it")
-    return digest
-
-
 def _read_user_weights(spec: ModelSpec, path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    state = read_state_dict(path, sha256=_sidecar_sha256(path))
+    state = read_state_dict(path, sha256=sidecar_sha256(path))
     if spec.key_adapter is not None:
         state = spec.key_adapter(state)
     config: dict[str, Any] = {}

@@ -54,8 +54,25 @@ def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor]
     with atomic_write(path) as f:
         f.write(data)
     digest = hashlib.sha256(data).hexdigest()
-    with atomic_write(path.with_name(path.name + ".sha256"), "w") as f:
+    with atomic_write(_sidecar(path), "w") as f:
         f.write(f"{digest}  {path.name}\n")
+    return digest
+
+
+def _sidecar(path: Path) -> Path:
+    """Where the sha256 of a weights file is recorded: `<path>.sha256`, in `sha256sum` format."""
+    return path.with_name(path.name + ".sha256")
+
+
+def sidecar_sha256(path: str | os.PathLike) -> str | None:
+    """The sha256 recorded in the `.sha256` sidecar of `path` (as `save_weights` and `sha256sum` write it), or None
+    if there is no sidecar."""
+    sidecar = _sidecar(Path(path))
+    if not sidecar.is_file():
+        return None
+    digest = (sidecar.read_text().split() or [""])[0].lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise WeightsError(f"{sidecar} does not start with a sha256 (64 hex digits); fix or delete it")
     return digest
 
 
