@@ -1,6 +1,7 @@
 """Training recipes for `zoo train dcgan-mnist` / `zoo train dcgan-64`: non-saturating GAN loss, Adam(2e-4, 0.5),
 one-sided label smoothing and an exponential moving average (EMA) of the generator, which is what ships; optional
-differentiable augmentation of D's inputs, an R1 gradient penalty and a separate D learning rate (TTUR)."""
+differentiable augmentation of D's inputs, an R1 gradient penalty, a separate D learning rate (TTUR), top-k generator
+loss and a final linear learning-rate decay."""
 from __future__ import annotations
 
 import copy
@@ -33,6 +34,8 @@ class GanOptions(TrainOptions):
     r1: float = field(default=0.0, metadata={"help": "R1 penalty weight gamma: gamma/2 * E|grad_x D(real)|^2 "
                                                    "(0 = off)"})
     lr_d: float = field(default=0.0, metadata={"help": "discriminator learning rate; 0 = same as --lr"})
+    lr_decay: int = field(default=0, metadata={"help": "final epochs over which both learning rates decay linearly "
+                                                     "towards 0 (epoch by epoch; 0 = constant)"})
     top_k: float = field(default=1.0, metadata={"help": "fraction of each batch's fakes, those D rates most real, "
                                                       "that the generator's loss uses (top-k training, Sinha et "
                                                       "al. 2020); 1 = all"})
@@ -122,6 +125,8 @@ class _GanRecipe(Recipe):
             raise ConfigError(f"--ema must be in [0, 1), got {opts.ema}")
         if opts.r1 < 0 or opts.lr_d < 0:
             raise ConfigError(f"--r1 and --lr-d must be >= 0, got {opts.r1} and {opts.lr_d}")
+        if not 0 <= opts.lr_decay <= opts.epochs:
+            raise ConfigError(f"--lr-decay must be between 0 and --epochs ({opts.epochs}), got {opts.lr_decay}")
         if not 0.0 < opts.top_k <= 1.0:
             raise ConfigError(f"--top-k must be in (0, 1], got {opts.top_k}")
         self.augment = parse_augment(opts.augment)
@@ -135,6 +140,17 @@ class _GanRecipe(Recipe):
         optimizers = {"D": torch.optim.Adam(self.D.parameters(), opts.lr_d or opts.lr, betas=betas),
                       "G": torch.optim.Adam(self.G.parameters(), opts.lr, betas=betas)}
         return {"G": self.G, "D": self.D, "G_ema": self.G_ema}, optimizers
+
+    def lr_factor(self, epoch: int) -> float:
+        """The learning-rate multiplier during `epoch` (0-based): 1, then linear over the last --lr-decay epochs
+        (1/(decay+1) in the last one), as a pure function of the epoch, so a resume needs no scheduler state."""
+        return min(1.0, (self.opts.epochs - epoch) / (self.opts.lr_decay + 1)) if self.opts.lr_decay else 1.0
+
+    def begin_epoch(self, epoch: int) -> None:
+        factor = self.lr_factor(epoch)
+        for name, base in (("D", self.opts.lr_d or self.opts.lr), ("G", self.opts.lr)):
+            for group in self._optimizers[name].param_groups:
+                group["lr"] = base * factor
 
     def step(self, batch, it: int) -> dict[str, float]:
         real = batch[0] if isinstance(batch, (list, tuple)) else batch

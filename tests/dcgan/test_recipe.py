@@ -67,6 +67,42 @@ def test_resume_continues_exactly(tiny_mnist, tmp_path):
     assert _equal_states(a["export"]["state"], b["export"]["state"])
 
 
+def test_lr_decay_is_linear_over_the_last_epochs_and_set_before_each_epoch():
+    spec = zoo.get_spec("dcgan-mnist")
+    recipe = MnistRecipe(spec, MnistRecipe.Options(epochs=10, lr_decay=4, lr_d=4e-4))
+    _, recipe._optimizers = recipe.build(torch.device("cpu"))
+    assert [recipe.lr_factor(e) for e in range(10)] == pytest.approx([1] * 6 + [0.8, 0.6, 0.4, 0.2])
+    recipe.begin_epoch(9)
+    assert recipe._optimizers["G"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.2)
+    assert recipe._optimizers["D"].param_groups[0]["lr"] == pytest.approx(4e-4 * 0.2)
+    assert MnistRecipe(spec, MnistRecipe.Options(epochs=10)).lr_factor(9) == 1.0
+    with pytest.raises(ConfigError, match="--lr-decay must be between 0 and --epochs"):
+        MnistRecipe(spec, MnistRecipe.Options(epochs=3, lr_decay=4)).build(torch.device("cpu"))
+
+
+def test_resume_with_lr_decay_continues_exactly(tiny_mnist, tmp_path, monkeypatch):
+    """The decay is a function of the epoch: a run killed before its second epoch resumes on the same schedule."""
+    flags = ("--lr-decay", "2")
+    straight = load_checkpoint(run_training("dcgan-mnist", _flags(tiny_mnist, tmp_path / "a", 3, *flags)))
+    assert straight["optimizers"]["G"]["param_groups"][0]["lr"] == pytest.approx(2e-4 / 3)
+
+    def killed(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        original(self, epoch)
+
+    original = MnistRecipe.begin_epoch
+    with monkeypatch.context() as m:
+        m.setattr(MnistRecipe, "begin_epoch", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_training("dcgan-mnist", _flags(tiny_mnist, tmp_path / "b", 3, *flags))
+    assert load_checkpoint(tmp_path / "b")["epoch"] == 1
+    resumed = load_checkpoint(run_training("dcgan-mnist", _flags(tiny_mnist, tmp_path / "b", 3, *flags, "--resume")))
+    for name in ("G", "D", "G_ema"):
+        assert _equal_states(straight["modules"][name], resumed["modules"][name]), name
+    assert straight["optimizers"]["G"]["param_groups"][0]["lr"] == resumed["optimizers"]["G"]["param_groups"][0]["lr"]
+
+
 def test_ema_tracks_the_generator_and_recalibration_is_exact():
     spec = zoo.get_spec("dcgan-mnist")
     recipe = MnistRecipe(spec, MnistRecipe.Options(ema=0.5, bn_recalibration=2))

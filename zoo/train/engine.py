@@ -161,6 +161,7 @@ class Trainer:
             if self.dist.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
             for epoch in range(start_epoch, opts.epochs):
+                recipe.begin_epoch(epoch)
                 self._epoch(recipe, modules, dataset, epoch)
                 recipe.end_epoch(epoch)
                 if self.dist.is_main:

@@ -70,6 +70,10 @@ class Recipe(abc.ABC):
         """Images per row of the sample grid."""
         return 8
 
+    def begin_epoch(self, epoch: int) -> None:
+        """Hook before each epoch (0-based), also the first one after a resume: schedules that are a pure function of
+        the epoch set themselves here and need no saved state."""
+
     def end_epoch(self, epoch: int) -> None:
         """Hook after each epoch (learning-rate schedules and the like)."""
 
