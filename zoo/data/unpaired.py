@@ -20,6 +20,11 @@ MNIST_HELD_OUT_PER_CLASS = 100  # 4,000 train / 1,000 test of the 5k
 UCI_HELD_OUT_PER_CLASS = 36  # ~1,437 train / 360 test of the 1,797
 
 
+def _resize(images: Tensor, size: int) -> Tensor:
+    """(N,C,H,W) -> (N,C,size,size), bicubic with antialiasing (what every resize of this module uses)."""
+    return F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+
+
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Sorted image files directly inside `folder`; an error if the folder is missing or holds none."""
     from zoo.imageio import IMAGE_SUFFIXES, list_images as _list
@@ -65,7 +70,7 @@ class UnpairedImageFolder(Dataset):
 
     def _transform(self, image: Tensor) -> Tensor:
         size = self.load_size if self.augment else self.crop_size
-        image = F.interpolate(image[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
+        image = _resize(image[None], size)[0]
         if self.augment:
             top, left = (int(v) for v in torch.randint(0, size - self.crop_size + 1, (2,)))
             image = image[:, top:top + self.crop_size, left:left + self.crop_size]
@@ -97,15 +102,13 @@ def to_uci_frame(mnist: Tensor) -> Tensor:
     28x28, while the UCI bitmaps were normalised to fill their 32x32 frame; this scales the box up to fill it."""
     top = (mnist.shape[-1] - MNIST_BOX) // 2
     box = mnist[..., top:top + MNIST_BOX, top:top + MNIST_BOX]
-    return F.interpolate(box, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bicubic", antialias=True,
-                         align_corners=False).clamp(-1, 1)
+    return _resize(box, DIGITS_SIZE).clamp(-1, 1)
 
 
 def to_mnist_frame(digits: Tensor) -> Tensor:
     """The inverse of `to_uci_frame`: 32x32 digits filling their frame -> 28x28 MNIST frame (a 20x20 box centred,
     background around), what MNIST classifiers expect."""
-    box = F.interpolate(digits, size=(MNIST_BOX, MNIST_BOX), mode="bicubic", antialias=True,
-                        align_corners=False).clamp(-1, 1)
+    box = _resize(digits, MNIST_BOX).clamp(-1, 1)
     pad = (MNIST_SIZE - MNIST_BOX) // 2
     return F.pad(box, (pad,) * 4, value=-1.0)
 
