@@ -19,14 +19,16 @@ def _ops_extensions() -> tuple[list, dict]:
     PyTorch reference. build_py ships csrc/ inside the package (zoo/ops/csrc) so installed wheels can build JIT.
     ZOO_OPS_NO_BUILD=1 skips the ahead-of-time build. TORCH_CUDA_ARCH_LIST is honoured, never set here.
     """
-    import hashlib
+    import importlib.util
     import os
     import shutil
 
     from setuptools.command.build_py import build_py
 
     csrc = ROOT / "csrc"
-    kinds = (".cpp", ".cu", ".h", ".cuh")
+    spec = importlib.util.spec_from_file_location("zoo_ops_flags", ROOT / "zoo" / "ops" / "_flags.py")
+    flags = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flags)  # the flags zoo.ops._build uses, loaded by path: zoo is not installed yet
 
     class BuildPyWithSources(build_py):
         """build_py that also copies csrc/ to zoo/ops/csrc in the build tree."""
@@ -36,7 +38,7 @@ def _ops_extensions() -> tuple[list, dict]:
             target = Path(self.build_lib) / "zoo" / "ops" / "csrc"
             target.mkdir(parents=True, exist_ok=True)
             for path in csrc.iterdir():
-                if path.suffix in kinds:
+                if path.suffix in flags.SOURCE_KINDS:
                     shutil.copy2(path, target / path.name)
 
     cmdclass: dict = {"build_py": BuildPyWithSources}
@@ -48,17 +50,14 @@ def _ops_extensions() -> tuple[list, dict]:
     except ImportError:
         return [], cmdclass
 
-    # the same digest as zoo.ops._build.sources_sha256(): lets zoo.ops detect a binary built from other sources
-    digest = hashlib.sha256()
-    for path in sorted(csrc.iterdir()):
-        if path.suffix in kinds:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    cxx = ["-O3", "-g0", "-fopenmp", "-fno-math-errno", "-Wno-psabi", f"-DZOO_OPS_SOURCES_SHA256={digest.hexdigest()}"]
+    # the digest zoo.ops._build.sources_sha256() computes: lets zoo.ops detect a binary built from other sources
+    cxx = flags.CXX_FLAGS + ["-g0", f"-DZOO_OPS_SOURCES_SHA256={flags.sources_digest(csrc)}"]
     sources = sorted(str(p.relative_to(ROOT)) for p in csrc.glob("*.cpp"))
     cuda = sorted(str(p.relative_to(ROOT)) for p in csrc.glob("*.cu"))
-    common = {"include_dirs": [str(csrc)], "extra_link_args": ["-fopenmp"]}
+    # optional: a failed build leaves no binary, and setuptools then skips copying it instead of failing the install
+    common = {"include_dirs": [str(csrc)], "extra_link_args": flags.LD_FLAGS, "optional": True}
     if torch.version.cuda and CUDA_HOME and cuda:
-        nvcc = ["-O3", "--use_fast_math", "-DWITH_CUDA"]
+        nvcc = flags.NVCC_FLAGS + flags.cuda_arch_flags()
         ext = CUDAExtension("zoo._C", sources + cuda, extra_compile_args={"cxx": cxx + ["-DWITH_CUDA"], "nvcc": nvcc},
                             **common)
     else:
@@ -70,9 +69,18 @@ def _ops_extensions() -> tuple[list, dict]:
         def build_extension(self, ext) -> None:
             try:
                 super().build_extension(ext)
+                return
             except Exception as exc:  # noqa: BLE001 - any compiler/linker failure
-                self.warn(f"zoo: building {ext.name} failed ({exc}); zoo.ops will build it just in time on first "
-                          "use or use the PyTorch reference")
+                if not any(s.endswith(".cu") for s in ext.sources):
+                    self.warn(f"zoo: building {ext.name} failed ({exc}); zoo.ops will build it just in time on "
+                              "first use or use the PyTorch reference")
+                    return
+                self.warn(f"zoo: building {ext.name} with CUDA kernels failed ({exc}); building it for the CPU only")
+            # CPU only: the same extension without the .cu files, the WITH_CUDA define and the CUDA libraries
+            ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
+            ext.extra_compile_args = {"cxx": [f for f in ext.extra_compile_args["cxx"] if f != "-DWITH_CUDA"]}
+            ext.libraries = [lib for lib in ext.libraries if lib not in ("cudart", "c10_cuda", "torch_cuda")]
+            self.build_extension(ext)
 
     cmdclass["build_ext"] = OptionalBuildExtension
     return [ext], cmdclass

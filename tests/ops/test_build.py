@@ -87,11 +87,37 @@ def test_failed_build_writes_log_and_is_not_retried(tmp_path, monkeypatch):
         _build.build_and_load()
     assert first.value.log is not None and "expected ';'" in first.value.log.read_text()
     assert str(first.value.log) in str(first.value)
-    with pytest.raises(_build.BuildError, match="an earlier build of these sources failed"):
+    with pytest.raises(_build.BuildError, match=r"an earlier build of the C\+\+ ops from these sources failed"):
         _build.build_and_load()
     assert len(calls) == 1
     build_dir = Path(calls[0]["build_directory"])
     assert build_dir.parent == tmp_path / "ops" and len(build_dir.name.split("-")[1]) == 16
+
+
+def test_failed_cuda_build_falls_back_to_a_cpu_only_build_once(tmp_path, monkeypatch):
+    """A CUDA torch whose toolkit cannot build the CUDA kernels (say, no libcudart) still gets the C++ CPU kernels,
+    and later processes go straight to the CPU-only build instead of retrying CUDA."""
+    from torch.utils import cpp_extension
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    monkeypatch.delenv("ZOO_OPS_BUILD_ROOT", raising=False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(tmp_path / "cuda"))
+    calls = []
+
+    def load(**kwargs):
+        calls.append(kwargs)
+        if any(s.endswith(".cu") for s in kwargs["sources"]):
+            raise RuntimeError("Error building extension\n/usr/bin/ld: cannot find -lcudart")
+
+    monkeypatch.setattr(cpp_extension, "load", load)
+    for attempt in range(2):
+        built = _build.build_and_load()
+        assert "C++/CUDA ops" in built.cuda_failure and "failed" in built.cuda_failure
+        assert str(built.path / "build.log") not in built.cuda_failure  # the log is the CUDA build's, not this one's
+        assert "-lcudart" in Path(built.cuda_failure.split("(build log: ")[1].rstrip(")")).read_text()
+    assert [any(s.endswith(".cu") for s in c["sources"]) for c in calls] == [True, False, False]
+    assert "-DWITH_CUDA" not in calls[1]["extra_cflags"] and calls[1]["extra_cuda_cflags"] == []
 
 
 def test_build_key_changes_with_sources_and_versions(monkeypatch):
@@ -244,3 +270,64 @@ def test_backend_info_says_what_serves_each_device(cpp):
     with ops.use_backend("reference"):
         assert ops.backend_info()["devices"]["cpu"] == {"backend": "reference",
                                                        "reason": "reference requested (use_backend())"}
+
+
+def test_cuda_arch_flags_name_torchs_architectures_when_no_gpu_is_visible(monkeypatch):
+    """A CUDA torch on a GPU-less machine (a build node, CI) builds for the architectures torch itself was built for."""
+    from torch.utils import cpp_extension
+
+    from zoo.ops._flags import NVCC_FLAGS, cuda_arch_flags
+
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_90", "sm_75", "sm_120", "compute_120"])
+    flags = cuda_arch_flags()
+    assert flags == ["-gencode=arch=compute_75,code=sm_75", "-gencode=arch=compute_90,code=sm_90",
+                     "-gencode=arch=compute_120,code=sm_120", "-gencode=arch=compute_120,code=compute_120"]
+    # torch then adds no architectures of its own (without ours it would look for GPUs and fail with IndexError)
+    assert cpp_extension._get_cuda_arch_flags(NVCC_FLAGS + flags) == []
+
+
+def test_cuda_arch_flags_leave_the_choice_to_torch_when_it_has_one(monkeypatch):
+    from zoo.ops._flags import cuda_arch_flags
+
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_90"])
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.0")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert cuda_arch_flags() == []  # the user's list is honoured, never overridden
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert cuda_arch_flags() == []  # torch targets the visible GPU
+
+
+def test_build_key_changes_with_the_target_gpus(monkeypatch):
+    sources = sorted(CSRC.glob("*.cpp")) + sorted(CSRC.glob("*.cu"))
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.0")
+    key = _build.build_key(sources, ["-O3"])
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")
+    assert key != _build.build_key(sources, ["-O3"])
+
+
+@pytest.mark.slow
+def test_failed_ahead_of_time_build_leaves_the_install_working(tmp_path):
+    """setup.py whose extension fails to compile warns and finishes (the ops then build JIT or use the reference)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "setup.py").exists():
+        pytest.skip("needs the source tree (setup.py)")
+    ignore = shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info", "build")
+    for name in ("zoo", "csrc", "plugins"):
+        shutil.copytree(root / name, tmp_path / name, ignore=ignore)
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy2(root / name, tmp_path / name)
+    env = {**os.environ, "CFLAGS": "-include /nonexistent/zoo_forced_failure.h"}  # every compile fails
+    res = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert "building zoo._C failed" in res.stdout + res.stderr
+    assert not list((tmp_path / "zoo").glob("_C*.so"))
+
+
+def test_no_two_sources_share_a_stem():
+    """setuptools names object files by stem: x.cpp and x.cu would both become x.o and the CUDA build fails."""
+    stems = [p.stem for p in CSRC.iterdir() if p.suffix in (".cpp", ".cu")]
+    assert len(stems) == len(set(stems)), sorted(stems)

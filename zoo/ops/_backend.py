@@ -29,7 +29,8 @@ class OpsFallbackWarning(UserWarning):
 
 _overrides: list[str] = []
 _lock = threading.RLock()
-_ext: dict[str, Any] = {"status": "not loaded", "origin": None, "path": None, "reason": None, "log": None}
+_ext: dict[str, Any] = {"status": "not loaded", "origin": None, "path": None, "reason": None, "log": None,
+                        "cuda_failure": None}
 _warned: set[str] = set()
 
 
@@ -82,8 +83,9 @@ def load_extension() -> bool:
             if why is not None:
                 if os.environ.get("ZOO_OPS_NO_JIT"):
                     raise RuntimeError(f"{why} and ZOO_OPS_NO_JIT is set")
-                _ext.update(origin=f"just-in-time (torch.utils.cpp_extension.load; {why})",
-                            path=str(_build.build_and_load()))
+                built = _build.build_and_load()
+                _ext.update(origin=f"just-in-time (torch.utils.cpp_extension.load; {why})", path=str(built.path),
+                            cuda_failure=built.cuda_failure)
             from zoo.ops import _registration  # noqa: F401  (autograd + fake kernels for the loaded ops)
 
             _ext["status"] = "loaded"
@@ -111,6 +113,8 @@ def _why_not(device_type: str) -> str | None:
         reason = f"the C++ extension is unavailable: {_ext['reason']}"
     elif not _has_kernels(device_type):
         reason = f"the C++ extension was built without {device_type.upper()} kernels"
+        if device_type == "cuda" and _ext.get("cuda_failure"):
+            reason += f" ({_ext['cuda_failure']})"
     else:
         reason = None
     _reasons[device_type] = reason

@@ -9,6 +9,7 @@ marker with the log path, so later processes do not retry it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,10 +24,9 @@ from typing import Iterator
 
 import torch
 
+from zoo.ops._flags import CXX_FLAGS, LD_FLAGS, NVCC_FLAGS, SOURCE_KINDS, cuda_arch_flags, sources_digest
 from zoo.paths import zoo_home
 
-CXX_FLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-Wno-psabi"]
-LD_FLAGS = ["-fopenmp"]
 HEARTBEAT_S = 5.0
 
 
@@ -46,13 +46,9 @@ def source_dir() -> Path:
     raise BuildError("the C++ sources (csrc/) are not shipped with this installation")
 
 
-def sources_sha256(kinds: tuple[str, ...] = (".cpp", ".cu", ".h", ".cuh")) -> str:
-    """Digest of the C++/CUDA sources and headers (setup.py computes the same one for the ahead-of-time build)."""
-    h = hashlib.sha256()
-    for path in sorted(source_dir().iterdir()):
-        if path.suffix in kinds:
-            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
+def sources_sha256(kinds: tuple[str, ...] = SOURCE_KINDS) -> str:
+    """Digest of the C++/CUDA sources and headers (setup.py embeds the same one in the ahead-of-time build)."""
+    return sources_digest(source_dir(), kinds)
 
 
 def aot_binary_is_current(path: str) -> bool:
@@ -66,11 +62,15 @@ def aot_binary_is_current(path: str) -> bool:
 
 
 def build_key(sources: list[Path], flags: list[str]) -> str:
-    """Hash of everything that determines the binary: sources (and headers), flags, torch/CUDA/Python versions."""
-    kinds = (".cpp", ".h") + ((".cu", ".cuh") if any(p.suffix == ".cu" for p in sources) else ())
+    """Hash of everything that determines the binary: sources (and headers), flags, torch/CUDA/Python versions,
+    and for CUDA builds the target GPUs (TORCH_CUDA_ARCH_LIST or the visible devices' capabilities)."""
+    with_cuda = any(p.suffix == ".cu" for p in sources)
+    kinds = (".cpp", ".h") + ((".cu", ".cuh") if with_cuda else ())
+    gpus = ([os.environ.get("TORCH_CUDA_ARCH_LIST", ""),
+             [torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())]] if with_cuda else [])
     h = hashlib.sha256(sources_sha256(kinds).encode())
     h.update(json.dumps([[p.name for p in sources], flags, torch.__version__, str(torch.version.cuda),
-                         sys.version, platform.machine()]).encode())
+                         sys.version, platform.machine(), gpus]).encode())
     return h.hexdigest()[:16]
 
 
@@ -150,18 +150,39 @@ def build_lock(lock: Path, build_dir: Path, timeout: float | None = None) -> Ite
         lock.unlink(missing_ok=True)
 
 
-def build_and_load(verbose: bool = False) -> Path:
-    """Build (or reuse) the JIT extension and load its ops into this process; returns the build directory."""
+@dataclasses.dataclass(frozen=True)
+class Built:
+    """A loaded JIT build: its directory, and why CUDA kernels are missing where a CUDA build was tried and failed."""
+
+    path: Path
+    cuda_failure: str | None = None
+
+
+def build_and_load(verbose: bool = False) -> Built:
+    """Build (or reuse) the JIT extension and load its ops into this process.
+
+    With a CUDA build of torch and a CUDA toolkit the extension gets the CUDA kernels too; if that build fails (say
+    a toolkit without libcudart), a CPU-only build follows, so CPU users keep the compiled kernels.
+    """
     from torch.utils import cpp_extension
 
     if not cpp_extension.is_ninja_available():
         raise BuildError("ninja is not installed (pip install ninja)")
     src = source_dir()
-    sources = sorted(src.glob("*.cpp"))
-    cuda_flags: list[str] = []
+    cpp_sources = sorted(src.glob("*.cpp"))
     if torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None:
-        sources += sorted(src.glob("*.cu"))
-        cuda_flags = ["-O3", "--use_fast_math", "-DWITH_CUDA"]
+        try:
+            return Built(_build_variant(src, cpp_sources + sorted(src.glob("*.cu")),
+                                        NVCC_FLAGS + cuda_arch_flags(), verbose))
+        except BuildError as exc:
+            return Built(_build_variant(src, cpp_sources, [], verbose), cuda_failure=str(exc))
+    return Built(_build_variant(src, cpp_sources, [], verbose))
+
+
+def _build_variant(src: Path, sources: list[Path], cuda_flags: list[str], verbose: bool) -> Path:
+    """Build one set of sources (CUDA kernels included when cuda_flags is non-empty) under its key; load it."""
+    from torch.utils import cpp_extension
+
     cflags = CXX_FLAGS + (["-DWITH_CUDA"] if cuda_flags else [])
     key = build_key(sources, cflags + cuda_flags + LD_FLAGS)
     root = build_root()
@@ -171,9 +192,10 @@ def build_and_load(verbose: bool = False) -> Path:
     compiler = os.environ.get("CXX", "c++")
     if not built and shutil.which(compiler) is None:
         raise BuildError(f"no C++ compiler found ({compiler!r} is not on PATH)")
+    what = "the C++/CUDA ops" if cuda_flags else "the C++ ops"
     with build_lock(root / f"zoo_ops-{key}.lock", build_dir):
         if failed.exists():
-            raise BuildError(f"an earlier build of these sources failed; delete {build_dir} to retry",
+            raise BuildError(f"an earlier build of {what} from these sources failed; delete {build_dir} to retry",
                              build_dir / "build.log")
         build_dir.mkdir(parents=True, exist_ok=True)
         (build_dir / "lock").unlink(missing_ok=True)  # torch's own baton, orphaned if a build was killed
@@ -193,5 +215,5 @@ def build_and_load(verbose: bool = False) -> Path:
             log = build_dir / "build.log"
             log.write_text(f"{type(exc).__name__}: {exc}\n")
             failed.write_text(str(log) + "\n")
-            raise BuildError(f"building the C++ ops failed: {str(exc).splitlines()[0][:200]}", log) from exc
+            raise BuildError(f"building {what} failed: {str(exc).splitlines()[0][:200]}", log) from exc
     return build_dir
