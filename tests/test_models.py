@@ -93,8 +93,7 @@ def test_one_training_step(name, tmp_path):
     torch.manual_seed(0)
     opts = make_options(spec, out=str(tmp_path / "run"), batch_size=2)
     recipe = spec.recipe(spec, opts)
-    modules, optimizers = recipe.build(torch.device("cpu"))
-    recipe._optimizers = optimizers
+    modules = recipe.prepare(torch.device("cpu"))
     loader = torch.utils.data.DataLoader(recipe.dataset(), batch_size=2, shuffle=False)
     before = {k: {n: p.detach().clone() for n, p in m.named_parameters()} for k, m in modules.items()}
     for m in modules.values():

@@ -149,7 +149,7 @@ class _GanRecipe(Recipe):
     def begin_epoch(self, epoch: int) -> None:
         factor = self.lr_factor(epoch)
         for name, base in (("D", self.opts.lr_d or self.opts.lr), ("G", self.opts.lr)):
-            for group in self._optimizers[name].param_groups:
+            for group in self.optimizers[name].param_groups:
                 group["lr"] = base * factor
 
     def step(self, batch, it: int) -> dict[str, float]:

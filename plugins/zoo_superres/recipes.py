@@ -52,11 +52,10 @@ class PixelRecipe(Recipe):
     def set_lr(self, it: int) -> None:
         """Cosine decay from --lr to 1% over the whole run, computed from the iteration alone (exact on resume,
         and a run extended with a larger --epochs stretches its schedule)."""
-        world = self._dist.world_size if self._dist is not None else 1
-        total = self.opts.epochs * max(1, self.opts.samples_per_epoch // (self.opts.batch_size * world))
+        total = self.opts.epochs * max(1, self.opts.samples_per_epoch // (self.opts.batch_size * self.world_size))
         progress = min(1.0, it / total)
         lr = self.opts.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
-        for opt in self._optimizers.values():
+        for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = lr
 

@@ -70,11 +70,11 @@ def test_resume_continues_exactly(tiny_mnist, tmp_path):
 def test_lr_decay_is_linear_over_the_last_epochs_and_set_before_each_epoch():
     spec = zoo.get_spec("dcgan-mnist")
     recipe = MnistRecipe(spec, MnistRecipe.Options(epochs=10, lr_decay=4, lr_d=4e-4))
-    _, recipe._optimizers = recipe.build(torch.device("cpu"))
+    recipe.prepare(torch.device("cpu"))
     assert [recipe.lr_factor(e) for e in range(10)] == pytest.approx([1] * 6 + [0.8, 0.6, 0.4, 0.2])
     recipe.begin_epoch(9)
-    assert recipe._optimizers["G"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.2)
-    assert recipe._optimizers["D"].param_groups[0]["lr"] == pytest.approx(4e-4 * 0.2)
+    assert recipe.optimizers["G"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.2)
+    assert recipe.optimizers["D"].param_groups[0]["lr"] == pytest.approx(4e-4 * 0.2)
     assert MnistRecipe(spec, MnistRecipe.Options(epochs=10)).lr_factor(9) == 1.0
     with pytest.raises(ConfigError, match="--lr-decay must be between 0 and --epochs"):
         MnistRecipe(spec, MnistRecipe.Options(epochs=3, lr_decay=4)).build(torch.device("cpu"))
@@ -106,7 +106,7 @@ def test_resume_with_lr_decay_continues_exactly(tiny_mnist, tmp_path, monkeypatc
 def test_ema_tracks_the_generator_and_recalibration_is_exact():
     spec = zoo.get_spec("dcgan-mnist")
     recipe = MnistRecipe(spec, MnistRecipe.Options(ema=0.5, bn_recalibration=2))
-    modules, recipe._optimizers = recipe.build(torch.device("cpu"))
+    modules = recipe.prepare(torch.device("cpu"))
     before = {k: v.clone() for k, v in modules["G_ema"].state_dict().items()}
     recipe.step((torch.rand(4, 1, 28, 28) * 2 - 1,), 0)
     for k, p in modules["G_ema"].named_parameters():  # ema = 0.5 * old + 0.5 * new generator
@@ -146,9 +146,9 @@ def test_augment_option_is_validated():
 def test_r1_ttur_and_augment_step():
     spec = zoo.get_spec("dcgan-mnist")
     recipe = MnistRecipe(spec, MnistRecipe.Options(r1=5.0, lr_d=4e-4, augment="translation,cutout"))
-    modules, recipe._optimizers = recipe.build(torch.device("cpu"))
-    assert recipe._optimizers["D"].param_groups[0]["lr"] == 4e-4
-    assert recipe._optimizers["G"].param_groups[0]["lr"] == 2e-4
+    modules = recipe.prepare(torch.device("cpu"))
+    assert recipe.optimizers["D"].param_groups[0]["lr"] == 4e-4
+    assert recipe.optimizers["G"].param_groups[0]["lr"] == 2e-4
     before = [p.clone() for p in modules["D"].parameters()]
     losses = recipe.step((torch.rand(4, 1, 28, 28) * 2 - 1,), 0)
     assert losses["r1"] > 0 and all(torch.isfinite(torch.tensor(v)) for v in losses.values())
@@ -164,7 +164,7 @@ def test_top_k_generator_loss_uses_the_fakes_d_rates_most_real():
 
     spec = zoo.get_spec("dcgan-mnist")
     recipe = MnistRecipe(spec, MnistRecipe.Options(top_k=0.5))
-    modules, recipe._optimizers = recipe.build(torch.device("cpu"))
+    modules = recipe.prepare(torch.device("cpu"))
     for m in modules["D"].modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0

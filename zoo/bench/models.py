@@ -94,9 +94,7 @@ def train_step_call(name: str, batch: int, device: str = "cpu") -> tuple[Callabl
     torch.manual_seed(0)
     opts = make_options(spec, batch_size=batch, device=device, out="")
     recipe = spec.recipe(spec, opts)
-    recipe.device = torch.device(device)
-    modules, optimizers = recipe.build(recipe.device)
-    recipe._optimizers = optimizers  # what zoo.train.engine.Trainer does before the first step
+    modules = recipe.prepare(torch.device(device))
     for m in modules.values():
         m.train()
     data = recipe.dataset()

@@ -136,9 +136,8 @@ class Trainer:
                 start_epoch = int(ckpt["epoch"])
             torch.manual_seed(opts.seed)
             recipe = recipe_class(spec)(spec, opts)
-            recipe.device, recipe._dist = self.device, self.dist
-            modules, optimizers = recipe.build(self.device)
-            recipe._optimizers = optimizers
+            modules = recipe.prepare(self.device, self.dist)
+            optimizers = recipe.optimizers
             for m in modules.values():
                 self.dist.broadcast_module(m)
             if ckpt is not None:

@@ -40,7 +40,19 @@ class Recipe(abc.ABC):
         self.schedulers: dict[str, Any] = {}
         self.device = torch.device("cpu")
         self._dist: "Distributed | None" = None
-        self._optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}  # by name, as build() returned them (see prepare)
+
+    def prepare(self, device: torch.device, dist: "Distributed | None" = None) -> dict[str, nn.Module]:
+        """Build the networks and optimisers on `device` and keep the optimisers (what the engine does before the
+        first step; call it yourself to drive `step` outside the engine). Returns the networks."""
+        self.device, self._dist = device, dist
+        modules, self.optimizers = self.build(device)
+        return modules
+
+    @property
+    def world_size(self) -> int:
+        """How many processes train together (1 outside torchrun)."""
+        return self._dist.world_size if self._dist is not None else 1
 
     @abc.abstractmethod
     def build(self, device: torch.device) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
@@ -86,9 +98,9 @@ class Recipe(abc.ABC):
 
     def optimize(self, name: str, loss: torch.Tensor) -> None:
         """Zero the grads of optimiser `name`, backpropagate `loss`, average grads across processes, step."""
-        opt = self._optimizers[name]
+        opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self._dist is not None and self._dist.world_size > 1:
+        if self._dist is not None and self.world_size > 1:
             self._dist.average_gradients(p for group in opt.param_groups for p in group["params"])
         opt.step()
