@@ -269,3 +269,28 @@ def test_loader_workers_do_not_change_the_result(toy, tmp_path):
     _train(tmp_path / "a", "--epochs", "1")
     _train(tmp_path / "b", "--epochs", "1", "--num-workers", "2")
     _same(load_checkpoint(tmp_path / "a")["modules"], load_checkpoint(tmp_path / "b")["modules"])
+
+
+def _mean_sample(model) -> dict:
+    """A stand-in evaluation: one number that depends on every weight, and on the model being in eval mode."""
+    assert not model.training
+    return {"mean": float(model.sample(8, seed=0).mean()), "draws_rng": float(torch.rand(()))}
+
+
+def test_eval_every_scores_the_export_and_leaves_training_untouched(register_spec, tmp_path):
+    register_spec(tiny_spec("tiny-eval", evaluate=_mean_sample))
+    run = run_training("tiny-eval", ["--out", str(tmp_path / "run"), "--epochs", "3", "--eval-every", "2"])
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert ["scores" in r for r in records] == [False, True, True]  # every 2nd epoch and after the last
+    out, _ = export_run(run, tmp_path / "g.safetensors")
+    with torch.no_grad():
+        assert records[2]["scores"]["mean"] == _mean_sample(zoo.load("tiny-eval", weights=out))["mean"]
+    # the evaluation (which even draws from the global RNG) does not change what is trained
+    plain = run_training("tiny-eval", ["--out", str(tmp_path / "plain"), "--epochs", "3"])
+    _same(load_checkpoint(run)["modules"], load_checkpoint(plain)["modules"])
+
+
+def test_eval_every_needs_an_evaluation(toy, tmp_path):
+    with pytest.raises(ConfigError, match="--eval-every: model 'tiny-gen' has no evaluation"):
+        _train(tmp_path / "run", "--epochs", "1", "--eval-every", "1")
+    assert not (tmp_path / "run").exists()

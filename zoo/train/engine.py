@@ -20,7 +20,7 @@ from tqdm import tqdm
 from zoo.errors import ConfigError, DataError
 from zoo.imageio import save_grid
 from zoo.io import atomic_write
-from zoo.loading import check_device
+from zoo.loading import check_device, load, load_state
 from zoo.registry import ModelSpec, get_spec
 from zoo.train.checkpoint import CHECKPOINT, RunLock, load_checkpoint, save_checkpoint
 from zoo.train.distributed import Distributed, init_from_env, shutdown
@@ -123,6 +123,8 @@ class Trainer:
     def run(self) -> Path:
         """Train to `opts.epochs`; returns the run directory."""
         opts, spec = self.opts, self.spec
+        if opts.eval_every and spec.evaluate is None:
+            raise ConfigError(f"--eval-every: model {spec.name!r} has no evaluation (its plugin defines none)")
         lock = RunLock(self.run_dir) if self.dist.is_main else contextlib.nullcontext()
         with lock:
             start_epoch, ckpt = 0, None
@@ -215,11 +217,25 @@ class Trainer:
             for m in modules.values():
                 m.train()
             save_grid(self.run_dir / "samples" / f"epoch_{done:03d}.png", images, recipe.grid_nrow())
-        self._write_log({"epoch": done, "seconds": round(self._epoch_time, 2), **self._epoch_losses})
+        record = {"epoch": done, "seconds": round(self._epoch_time, 2), **self._epoch_losses}
+        every = self.opts.eval_every
+        if every and (done % every == 0 or done == self.opts.epochs):
+            record["scores"] = self._evaluate(recipe)
+        self._write_log(record)
         save_checkpoint(self.run_dir, self._state(recipe, modules, optimizers, done))
         if self.show_progress:
             losses = " ".join(f"{k}={v:.4f}" for k, v in self._epoch_losses.items())
             print(f"epoch {done}/{self.opts.epochs} ({self._epoch_time:.1f}s) {losses}", file=sys.stderr)
+            if "scores" in record:
+                print(f"epoch {done} scores: {json.dumps(record['scores'])}", file=sys.stderr)
+
+    def _evaluate(self, recipe: Recipe) -> dict[str, Any]:
+        """The model's evaluation on a fresh build holding the exported weights, as `zoo eval` would score an export
+        of this epoch (float32; a --half export can differ slightly). The training modules are not touched."""
+        model = load(self.spec.name, pretrained=False, device=self.device, **recipe.export_config())
+        load_state(model, recipe.export_module().state_dict(), "the run's export of this epoch")
+        with torch.no_grad():
+            return self.spec.evaluate(model)
 
 
 def run_training(name: str, opts: TrainOptions | Sequence[str] | None = None, **values: Any) -> Path:

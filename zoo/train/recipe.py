@@ -27,6 +27,8 @@ class TrainOptions:
     num_workers: int = field(default=0, metadata={"help": "data loader worker processes"})
     device: str = field(default="", metadata={"help": "device (cpu, cuda, cuda:1); default: cuda if available"})
     sample_every: int = field(default=1, metadata={"help": "write a sample grid every N epochs"})
+    eval_every: int = field(default=0, metadata={"help": "score the exported model with the model's evaluation "
+                                                 "(what zoo eval runs) every N epochs and after the last; 0 = never"})
 
 
 class Recipe(abc.ABC):
