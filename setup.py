@@ -69,18 +69,18 @@ def _ops_extensions() -> tuple[list, dict]:
         def build_extension(self, ext) -> None:
             try:
                 super().build_extension(ext)
-                return
             except Exception as exc:  # noqa: BLE001 - any compiler/linker failure
-                if not any(s.endswith(".cu") for s in ext.sources):
+                if any(s.endswith(".cu") for s in ext.sources):
+                    self.warn(f"zoo: building {ext.name} with CUDA kernels failed ({exc}); building it for the CPU "
+                              "only")
+                    # the same extension (torch's flags already added) without .cu files, WITH_CUDA and CUDA libs
+                    ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
+                    ext.extra_compile_args = {"cxx": [f for f in ext.extra_compile_args["cxx"] if f != "-DWITH_CUDA"]}
+                    ext.libraries = [lib for lib in ext.libraries if lib not in ("cudart", "c10_cuda", "torch_cuda")]
+                    self.build_extension(ext)
+                else:
                     self.warn(f"zoo: building {ext.name} failed ({exc}); zoo.ops will build it just in time on "
                               "first use or use the PyTorch reference")
-                    return
-                self.warn(f"zoo: building {ext.name} with CUDA kernels failed ({exc}); building it for the CPU only")
-            # CPU only: the same extension without the .cu files, the WITH_CUDA define and the CUDA libraries
-            ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
-            ext.extra_compile_args = {"cxx": [f for f in ext.extra_compile_args["cxx"] if f != "-DWITH_CUDA"]}
-            ext.libraries = [lib for lib in ext.libraries if lib not in ("cudart", "c10_cuda", "torch_cuda")]
-            self.build_extension(ext)
 
     cmdclass["build_ext"] = OptionalBuildExtension
     return [ext], cmdclass

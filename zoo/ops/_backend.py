@@ -113,7 +113,7 @@ def _why_not(device_type: str) -> str | None:
         reason = f"the C++ extension is unavailable: {_ext['reason']}"
     elif not _has_kernels(device_type):
         reason = f"the C++ extension was built without {device_type.upper()} kernels"
-        if device_type == "cuda" and _ext.get("cuda_failure"):
+        if device_type == "cuda" and _ext["cuda_failure"]:
             reason += f" ({_ext['cuda_failure']})"
     else:
         reason = None

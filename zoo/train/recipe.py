@@ -103,6 +103,6 @@ class Recipe(abc.ABC):
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self._dist is not None and self.world_size > 1:
+        if self.world_size > 1:
             self._dist.average_gradients(p for group in opt.param_groups for p in group["params"])
         opt.step()
