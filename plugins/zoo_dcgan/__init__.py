@@ -13,7 +13,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 PAPER = ("Radford, Metz, Chintala 2016, Unsupervised Representation Learning with Deep Convolutional Generative "
          "Adversarial Networks (arXiv:1511.06434)")
 CONTRACT = ("generation: forward(z) with z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]; "
-            "sample(n, seed=s) draws z ~ N(0, I) from a local RNG (same seed, same images)")
+            "sample(n, seed=s) draws z ~ N(0, I) from a local RNG (same seed, same images); a generator trained "
+            "with --info-codes K has categorical=K in its config and sample() sets its first K dims to a uniform one-hot "
+            "code (draw_latent(n) gives such latents and their codes)")
 
 
 def _shipped(stem: str) -> tuple[zoo.WeightsFile | None, dict]:

@@ -11,9 +11,23 @@ from zoo.errors import ConfigError
 
 
 class _Sampler(nn.Module):
-    """Shared generator behaviour: `latent_dim`, reproducible `sample(n, seed=...)` with a local RNG."""
+    """Shared generator behaviour: `latent_dim`, the latent prior (`draw_latent`) and reproducible
+    `sample(n, seed=...)` with a local RNG."""
 
     latent_dim: int
+    categorical: int = 0  # InfoGAN-style: the first `categorical` latent dims are a one-hot code, the rest N(0, 1)
+
+    def draw_latent(self, n: int, *, generator: torch.Generator | None = None,
+                    device: torch.device | str | None = None) -> tuple[Tensor, Tensor | None]:
+        """`n` latents from the generator's prior and their codes: z ~ N(0, I), with the first `categorical` dims
+        replaced by a one-hot code drawn uniformly (codes (n,) int64, or None without a categorical code)."""
+        z = torch.randn(n, self.latent_dim, generator=generator)
+        codes = None
+        if self.categorical:
+            codes = torch.randint(0, self.categorical, (n,), generator=generator)
+            z[:, :self.categorical] = nn.functional.one_hot(codes, self.categorical).to(z.dtype)
+            codes = codes.to(device)
+        return z.to(device), codes
 
     def _latent(self, z: Tensor) -> Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
@@ -23,7 +37,7 @@ class _Sampler(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None) -> Tensor:
-        """`n` images in [-1, 1] from standard-normal latents; the same seed gives the same images."""
+        """`n` images in [-1, 1] from latents of the prior (`draw_latent`); the same seed gives the same images."""
         if n < 1:
             raise ConfigError(f"number of samples must be >= 1, got {n}")
         gen = torch.Generator()
@@ -31,7 +45,7 @@ class _Sampler(nn.Module):
             gen.seed()
         else:
             gen.manual_seed(seed)
-        z = torch.randn(n, self.latent_dim, generator=gen)
+        z, _ = self.draw_latent(n, generator=gen)
         param = next(self.parameters())
         return self(z.to(param.device, param.dtype)).float().clamp_(-1, 1)
 
@@ -39,11 +53,14 @@ class _Sampler(nn.Module):
 class MnistGenerator(_Sampler):
     """z (N,100) -> Linear 7x7x256 -> BN -> LReLU -> ConvT5 128 (s1) -> 64 (s2) -> 1 (s2) -> tanh: (N,1,28,28)."""
 
-    def __init__(self, latent_dim: int = 100, channels: int = 1, width: int = 64, negative_slope: float = 0.2):
+    def __init__(self, latent_dim: int = 100, channels: int = 1, width: int = 64, negative_slope: float = 0.2,
+                 categorical: int = 0):
         super().__init__()
         if latent_dim < 1 or channels < 1 or width < 1:
             raise ConfigError(f"latent_dim, channels and width must be >= 1, got {latent_dim}, {channels}, {width}")
-        self.latent_dim, self.channels = latent_dim, channels
+        if not 0 <= categorical < latent_dim:
+            raise ConfigError(f"categorical must be in [0, latent_dim={latent_dim}), got {categorical}")
+        self.latent_dim, self.channels, self.categorical = latent_dim, channels, categorical
         w4, w2 = 4 * width, 2 * width
         self.project = nn.Sequential(
             nn.Linear(latent_dim, 7 * 7 * w4, bias=False), nn.BatchNorm1d(7 * 7 * w4), nn.LeakyReLU(negative_slope)
@@ -73,8 +90,12 @@ class MnistDiscriminator(nn.Module):
         )
         self.head = nn.Linear(2 * width * 7 * 7, 1)
 
+    def features(self, x: Tensor) -> Tensor:
+        """The flattened features the logit head reads (shared with auxiliary heads such as InfoGAN's)."""
+        return self.main(x).flatten(1)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.main(x).flatten(1)).squeeze(1)
+        return self.head(self.features(x)).squeeze(1)
 
 
 def _stages(image_size: int) -> int:
@@ -122,9 +143,10 @@ class Dcgan64Discriminator(nn.Module):
         return self.main(x).flatten()
 
 
-def build_mnist_generator(latent_dim: int = 100, channels: int = 1, width: int = 64) -> MnistGenerator:
+def build_mnist_generator(latent_dim: int = 100, channels: int = 1, width: int = 64,
+                          categorical: int = 0) -> MnistGenerator:
     """Builder of the `dcgan-mnist` generator (registry entry point)."""
-    return MnistGenerator(latent_dim=latent_dim, channels=channels, width=width)
+    return MnistGenerator(latent_dim=latent_dim, channels=channels, width=width, categorical=categorical)
 
 
 def build_dcgan64_generator(nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64) -> Dcgan64Generator:

@@ -67,7 +67,7 @@ def recalibrate_batchnorm(generator: nn.Module, batches: int, batch_size: int = 
     gen = torch.Generator().manual_seed(seed)
     device = next(out.parameters()).device
     for _ in range(batches):
-        out(torch.randn(batch_size, out.latent_dim, generator=gen).to(device))
+        out(out.draw_latent(batch_size, generator=gen, device=device)[0])
     for m in norms:
         m.momentum = 0.1
     return out.eval()
@@ -136,10 +136,18 @@ class _GanRecipe(Recipe):
         self.G, self.D = G.to(device), D.to(device)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self._exported: nn.Module | None = None
+        modules = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+        self.Q: nn.Module | None = None
+        if self.G.categorical:  # InfoGAN's auxiliary head: recovers the code from D's features
+            self.Q = nn.Sequential(nn.Linear(self.D.head.in_features, 128), nn.LeakyReLU(0.2),
+                                   nn.Linear(128, self.G.categorical)).to(device)
+            self.Q.apply(dcgan_init)
+            modules["Q"] = self.Q
         betas = (opts.beta1, 0.999)
-        optimizers = {"D": torch.optim.Adam(self.D.parameters(), opts.lr_d or opts.lr, betas=betas),
+        d_params = [*self.D.parameters(), *(self.Q.parameters() if self.Q is not None else ())]
+        optimizers = {"D": torch.optim.Adam(d_params, opts.lr_d or opts.lr, betas=betas),
                       "G": torch.optim.Adam(self.G.parameters(), opts.lr, betas=betas)}
-        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}, optimizers
+        return modules, optimizers
 
     def lr_factor(self, epoch: int) -> float:
         """The learning-rate multiplier during `epoch` (0-based): 1, then linear over the last --lr-decay epochs
@@ -154,31 +162,45 @@ class _GanRecipe(Recipe):
 
     def step(self, batch, it: int) -> dict[str, float]:
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
-        z = torch.randn(real.shape[0], self.G.latent_dim, device=real.device)
+        z, codes = self.G.draw_latent(real.shape[0], device=real.device)
         fake = self.G(z)
         real_in = augment(real, self.augment)
         if self.opts.r1 > 0:
             real_in = real_in.detach().requires_grad_(True)
-        d_real, d_fake = self.D(real_in), self.D(augment(fake.detach(), self.augment))
+        d_real = self.D(real_in)
+        d_fake, info_d = self._discriminate(augment(fake.detach(), self.augment), codes)
         loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.opts.real_label))
                   + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         losses = {}
+        if info_d is not None:
+            loss_d = loss_d + self.opts.info_weight * info_d
+            losses["info"] = info_d.item()
         if self.opts.r1 > 0:
             (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
             penalty = grad.square().flatten(1).sum(1).mean()
             loss_d = loss_d + 0.5 * self.opts.r1 * penalty
             losses["r1"] = penalty.item()
         self.optimize("D", loss_d)
-        d_gen = self.D(augment(fake, self.augment))
+        d_gen, info_g = self._discriminate(augment(fake, self.augment), codes)
         if self.opts.top_k < 1.0:
             d_gen = d_gen.topk(max(1, round(self.opts.top_k * d_gen.shape[0]))).values
         loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        if info_g is not None:
+            loss_g = loss_g + self.opts.info_weight * info_g
         self.optimize("G", loss_g)
         self._update_ema()
         self._exported = None
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item(),
                 **losses}
+
+    def _discriminate(self, x: Tensor, codes: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """D's logits for fakes `x` and, with a categorical code, InfoGAN's loss: cross-entropy of Q's reading of
+        the code from D's features (a lower bound on the code/image mutual information, up to a constant)."""
+        if self.Q is None:
+            return self.D(x), None
+        features = self.D.features(x)
+        return self.D.head(features).squeeze(1), F.cross_entropy(self.Q(features), codes)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -196,11 +218,30 @@ class _GanRecipe(Recipe):
         return self._exported
 
 
+@dataclass
+class MnistOptions(GanOptions):
+    """dcgan-mnist flags: an optional InfoGAN categorical code."""
+
+    info_codes: int = field(default=0, metadata={"help": "InfoGAN categorical code (Chen et al. 2016): the first K "
+                                                         "latent dims are a uniform one-hot code that a head on D's "
+                                                         "features must read back from the fake, which separates "
+                                                         "K modes; exported in the generator's config; 0 = off"})
+    info_weight: float = field(default=1.0, metadata={"help": "weight of the InfoGAN loss in D's and G's losses"})
+
+
 class MnistRecipe(_GanRecipe):
     """dcgan-mnist on the embedded 5k MNIST digits (or IDX files from --data)."""
 
+    Options = MnistOptions
+
     def _networks(self):
-        return build_mnist_generator(**self.spec.config), MnistDiscriminator(channels=self.spec.config.get("channels", 1))
+        if self.opts.info_weight < 0:
+            raise ConfigError(f"--info-weight must be >= 0, got {self.opts.info_weight}")
+        G = build_mnist_generator(**self.export_config())
+        return G, MnistDiscriminator(channels=self.spec.config.get("channels", 1))
+
+    def export_config(self) -> dict:
+        return {**self.spec.config, "categorical": self.opts.info_codes}
 
     def dataset(self):
         from zoo.data.mnist import load_mnist

@@ -48,6 +48,23 @@ def test_sample_is_seeded_and_leaves_global_rng_alone():
         g.sample(0)
 
 
+def test_categorical_latent_prior_is_one_hot_uniform_and_drives_sample():
+    g = MnistGenerator(categorical=10).eval()
+    z, codes = g.draw_latent(2000, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (2000, 100) and codes.shape == (2000,)
+    assert torch.equal(z[:, :10], torch.nn.functional.one_hot(codes, 10).float())
+    assert torch.bincount(codes, minlength=10).min() > 150  # uniform: 200 expected per code
+    assert z[:, 10:].std().item() == pytest.approx(1.0, abs=0.02)
+    z4, _ = g.draw_latent(4, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(g.sample(4, seed=3), g(z4).clamp(-1, 1))
+    plain = MnistGenerator()  # without a code the prior is the plain N(0, I) draw, as before
+    z0, c0 = plain.draw_latent(4, generator=torch.Generator().manual_seed(1))
+    assert c0 is None and torch.equal(z0, torch.randn(4, 100, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ConfigError, match=r"categorical must be in \[0, latent_dim=100\), got 100"):
+        MnistGenerator(categorical=100)
+
+
 @pytest.mark.parametrize("size, n_g, n_d", [(32, 11, 9), (64, 14, 12), (128, 17, 15)])
 def test_dcgan64_sizes_add_or_remove_a_stage(size, n_g, n_d):
     g = Dcgan64Generator(nz=8, ngf=4, nc=3, image_size=size).eval()

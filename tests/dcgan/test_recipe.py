@@ -184,6 +184,46 @@ def test_top_k_generator_loss_uses_the_fakes_d_rates_most_real():
         MnistRecipe(spec, MnistRecipe.Options(top_k=0.0)).build(torch.device("cpu"))
 
 
+def test_infogan_code_loss_head_and_export(tiny_mnist, tmp_path):
+    import copy
+
+    import torch.nn.functional as F
+
+    spec = zoo.get_spec("dcgan-mnist")
+    recipe = MnistRecipe(spec, MnistRecipe.Options(info_codes=10))
+    modules = recipe.prepare(torch.device("cpu"))
+    Q = modules["Q"]
+    assert modules["G"].categorical == 10 and Q[-1].out_features == 10
+    d_params = {id(p) for g in recipe.optimizers["D"].param_groups for p in g["params"]}
+    assert all(id(p) in d_params for p in Q.parameters())  # Q learns with D (and G learns through it)
+    for m in modules["D"].modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    G0, D0, Q0 = (copy.deepcopy(modules[k]) for k in ("G", "D", "Q"))
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    torch.manual_seed(0)  # the step's latents and codes are the first random numbers drawn after this
+    losses = recipe.step((real,), 0)
+    torch.manual_seed(0)
+    z, codes = G0.draw_latent(8)
+    with torch.no_grad():
+        fake = G0(z)
+        info = F.cross_entropy(Q0(D0.features(fake)), codes)
+        d_real, d_fake = D0(real), D0(fake)
+    plain = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 0.9))
+             + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    assert losses["info"] == pytest.approx(info.item(), rel=1e-5)
+    assert losses["loss_d"] == pytest.approx(plain.item() + info.item(), rel=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(Q0.parameters(), Q.parameters()))
+
+    run = run_training("dcgan-mnist", _flags(tiny_mnist, tmp_path / "run", 1, "--info-codes", "10"))
+    assert set(load_checkpoint(run)["modules"]) == {"G", "D", "G_ema", "Q"}
+    out, _ = export_run(run, tmp_path / "g.safetensors")
+    model = zoo.load("dcgan-mnist", weights=out)
+    assert model.categorical == 10 and model.sample(2, seed=0).shape == (2, 1, 28, 28)
+    with pytest.raises(ConfigError, match="--info-weight"):
+        MnistRecipe(spec, MnistRecipe.Options(info_weight=-1.0)).build(torch.device("cpu"))
+
+
 def test_dcgan64_trains_on_an_image_folder(tmp_path, register_spec):
     folder = tmp_path / "imgs"
     rng = np.random.default_rng(0)
