@@ -116,6 +116,13 @@ def test_bias_leaky_relu_matches_reference(device, dtype, layout, with_bias, slo
     compare(ops.bias_leaky_relu, x, bias, dtype, negative_slope=slope, scale=scale)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_bias_leaky_relu_channels_last_many_rows(device, dtype):
+    # 12,261 rows of 5 channels: two parallel row blocks, many float-sum flushes, row runs not a multiple of 4
+    x = make_input((3, 5, 61, 67), dtype, device, "channels_last")
+    compare(ops.bias_leaky_relu, x, [channel_params(5, dtype, device, True)[1]], dtype, scale=math.sqrt(2))
+
+
 @pytest.mark.parametrize("shape", [(64, 300), (5, 3, 1, 1), (2, 3, 4, 5, 6), (1, 1, 1, 1)])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
 def test_bias_leaky_relu_shapes(device, shape, dtype):
