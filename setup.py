@@ -67,6 +67,8 @@ def _ops_extensions() -> tuple[list, dict]:
         """BuildExtension whose failure leaves the install working (JIT build or reference at run time)."""
 
         def build_extension(self, ext) -> None:
+            binary = self.get_ext_fullpath(ext.name)
+            flags.record_cuda_failure(binary, None)  # a note from an earlier build no longer applies
             try:
                 super().build_extension(ext)
             except Exception as exc:  # noqa: BLE001 - any compiler/linker failure
@@ -78,9 +80,18 @@ def _ops_extensions() -> tuple[list, dict]:
                     ext.extra_compile_args = {"cxx": [f for f in ext.extra_compile_args["cxx"] if f != "-DWITH_CUDA"]}
                     ext.libraries = [lib for lib in ext.libraries if lib not in ("cudart", "c10_cuda", "torch_cuda")]
                     self.build_extension(ext)
+                    # beside the binary (so in wheels too): zoo.ops.backend_info() gives it as the reason
+                    flags.record_cuda_failure(binary, f"the ahead-of-time CUDA build failed: {exc}")
                 else:
                     self.warn(f"zoo: building {ext.name} failed ({exc}); zoo.ops will build it just in time on "
                               "first use or use the PyTorch reference")
+
+        def copy_extensions_to_source(self) -> None:
+            """In-place (editable) builds: the CUDA-failure note travels with the binary (or a stale one goes)."""
+            super().copy_extensions_to_source()
+            for e in self.extensions:
+                filename = self.get_ext_filename(self.get_ext_fullname(e.name))
+                flags.record_cuda_failure(ROOT / filename, flags.read_cuda_failure(Path(self.build_lib) / filename))
 
     cmdclass["build_ext"] = OptionalBuildExtension
     return [ext], cmdclass

@@ -331,3 +331,37 @@ def test_no_two_sources_share_a_stem():
     """setuptools names object files by stem: x.cpp and x.cu would both become x.o and the CUDA build fails."""
     stems = [p.stem for p in CSRC.iterdir() if p.suffix in (".cpp", ".cu")]
     assert len(stems) == len(set(stems)), sorted(stems)
+
+
+def test_cuda_failure_note_round_trip(tmp_path):
+    from zoo.ops import _flags
+
+    binary = tmp_path / "zoo" / "_C.cpython-311-x86_64-linux-gnu.so"
+    assert _flags.read_cuda_failure(binary) is None
+    _flags.record_cuda_failure(binary, "nvcc: no libcudart")
+    assert _flags.read_cuda_failure(binary) == "nvcc: no libcudart"
+    assert [p.name for p in binary.parent.iterdir()] == ["_C.cuda_failure.txt"]  # no temp file left behind
+    _flags.record_cuda_failure(binary, None)
+    assert _flags.read_cuda_failure(binary) is None and not list(binary.parent.iterdir())
+
+
+def test_ahead_of_time_cuda_failure_is_the_cuda_reason():
+    """setup.py records a failed CUDA build beside the CPU-only binary; backend_info() names it for cuda."""
+    import importlib.util
+
+    from zoo.ops import _flags
+
+    spec = importlib.util.find_spec("zoo._C")
+    if spec is None or not _build.aot_binary_is_current(spec.origin) or torch.cuda.is_available():
+        pytest.skip("needs a current ahead-of-time zoo._C and no GPU")
+    _flags.record_cuda_failure(spec.origin, "the ahead-of-time CUDA build failed: boom")
+    try:
+        code = "import json, zoo.ops as o; print(json.dumps(o.backend_info()))"
+        env = {**os.environ, "ZOO_OPS_BACKEND": "auto"}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        info = json.loads(out.stdout)
+    finally:
+        _flags.record_cuda_failure(spec.origin, None)
+    assert info["extension"]["origin"] == "ahead-of-time (setup.py)"
+    assert info["devices"]["cuda"]["reason"].startswith(
+        "the C++ extension was built without CUDA kernels (the ahead-of-time CUDA build failed: boom)")

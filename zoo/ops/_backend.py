@@ -70,13 +70,15 @@ def load_extension() -> bool:
             return _ext["status"] == "loaded"
         try:
             from zoo.ops import _build
+            from zoo.ops._flags import read_cuda_failure
 
             spec = importlib.util.find_spec("zoo._C")
             why = "zoo._C is not built" if spec is None else f"{spec.origin} was built from other sources"
             if spec is not None and spec.origin and _build.aot_binary_is_current(spec.origin):
                 try:
                     importlib.import_module("zoo._C")
-                    _ext.update(origin="ahead-of-time (setup.py)", path=spec.origin)
+                    _ext.update(origin="ahead-of-time (setup.py)", path=spec.origin,
+                                cuda_failure=read_cuda_failure(spec.origin))
                     why = None
                 except (ImportError, OSError) as exc:  # e.g. built against another torch: undefined symbols
                     why = f"{spec.origin} failed to load ({exc})"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 CXX_FLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-Wno-psabi"]
@@ -41,3 +42,27 @@ def cuda_arch_flags() -> list[str]:
         return []
     flags = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in arches]
     return flags + [f"-gencode=arch=compute_{arches[-1]},code=compute_{arches[-1]}"]
+
+
+def cuda_failure_note(binary: str | os.PathLike) -> Path:
+    """Where an ahead-of-time build records why its CUDA kernels are missing: a text file beside the binary."""
+    return Path(binary).with_name("_C.cuda_failure.txt")
+
+
+def record_cuda_failure(binary: str | os.PathLike, reason: str | None) -> None:
+    """Write (atomically) or, with reason None, remove the CUDA-failure note of the binary at `binary`."""
+    note = cuda_failure_note(binary)
+    if reason is None:
+        note.unlink(missing_ok=True)
+        return
+    note.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=note.parent, prefix=note.name + ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(reason)
+    os.replace(tmp, note)
+
+
+def read_cuda_failure(binary: str | os.PathLike) -> str | None:
+    """The reason recorded by `record_cuda_failure` for this binary, or None."""
+    note = cuda_failure_note(binary)
+    return note.read_text().strip() or None if note.is_file() else None
