@@ -290,6 +290,19 @@ def test_eval_every_scores_the_export_and_leaves_training_untouched(register_spe
     _same(load_checkpoint(run)["modules"], load_checkpoint(plain)["modules"])
 
 
+def _failing_evaluation(model) -> dict:
+    raise RuntimeError("evaluation broke")
+
+
+def test_failing_evaluation_loses_no_training(register_spec, tmp_path):
+    register_spec(tiny_spec("tiny-eval-fails", evaluate=_failing_evaluation))
+    with pytest.raises(RuntimeError, match="evaluation broke"):
+        run_training("tiny-eval-fails", ["--out", str(tmp_path / "run"), "--epochs", "3", "--eval-every", "2"])
+    assert load_checkpoint(tmp_path / "run")["epoch"] == 2  # the evaluated epoch's checkpoint was saved first
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and "scores" not in records[1] and "loss" in records[1]
+
+
 def test_eval_every_needs_an_evaluation(toy, tmp_path):
     with pytest.raises(ConfigError, match="--eval-every: model 'tiny-gen' has no evaluation"):
         _train(tmp_path / "run", "--epochs", "1", "--eval-every", "1")

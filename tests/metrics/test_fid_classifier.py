@@ -82,6 +82,22 @@ def test_fit_classifier_is_deterministic_and_leaves_global_rng_alone():
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
 
 
+def test_fit_classifier_trains_the_same_under_a_callers_no_grad():
+    """Evaluations that fit a reader (cyclegan-digits) are called under no_grad by the trainer's --eval-every."""
+    x, y = _two_blobs(64)
+    torch.manual_seed(5)
+    a = DigitClassifier(num_classes=2)
+    b = DigitClassifier(num_classes=2)
+    b.load_state_dict(a.state_dict())
+    fit_classifier(a, x, y, epochs=1, batch_size=32, seed=7)
+    with torch.no_grad():
+        fit_classifier(b, x, y, epochs=1, batch_size=32, seed=7)
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    with torch.no_grad():  # and the caller's mode is restored
+        fit_classifier(b, x, y, epochs=1, batch_size=32, seed=7)
+        assert not torch.is_grad_enabled()
+
+
 def test_classifier_input_errors():
     model = DigitClassifier()
     with pytest.raises(ConfigError, match=r"\(N, 1, 28, 28\)"):

@@ -75,7 +75,7 @@ def fit_classifier(
     if epochs < 1 or batch_size < 1:
         raise ConfigError(f"fit_classifier needs epochs >= 1 and batch_size >= 1, got {epochs}, {batch_size}")
     gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():  # trains under a caller's no_grad too
         torch.manual_seed(seed)  # dropout masks
         device = next(model.parameters()).device
         opt = torch.optim.Adam(model.parameters(), lr=lr)

@@ -218,11 +218,13 @@ class Trainer:
                 m.train()
             save_grid(self.run_dir / "samples" / f"epoch_{done:03d}.png", images, recipe.grid_nrow())
         record = {"epoch": done, "seconds": round(self._epoch_time, 2), **self._epoch_losses}
-        every = self.opts.eval_every
-        if every and (done % every == 0 or done == self.opts.epochs):
-            record["scores"] = self._evaluate(recipe)
         self._write_log(record)
         save_checkpoint(self.run_dir, self._state(recipe, modules, optimizers, done))
+        every = self.opts.eval_every
+        if every and (done % every == 0 or done == self.opts.epochs):
+            # after the checkpoint, so an evaluation that fails loses no training; the scored line replaces this one
+            record["scores"] = self._evaluate(recipe)
+            self._write_log(record)
         if self.show_progress:
             losses = " ".join(f"{k}={v:.4f}" for k, v in self._epoch_losses.items())
             print(f"epoch {done}/{self.opts.epochs} ({self._epoch_time:.1f}s) {losses}", file=sys.stderr)
