@@ -20,7 +20,6 @@ namespace {
 
 constexpr int64_t kBlock = 4096;
 constexpr int64_t kChunk = 2048;
-constexpr int64_t kFlushRows = 256;  // channels-last rows whose per-channel float sums are flushed into double at once
 
 #define ZOO_INLINE __attribute__((always_inline)) inline
 
@@ -75,25 +74,10 @@ ZOO_INLINE void grad_sum_impl(const T* __restrict__ g, const T* __restrict__ o, 
   sum += total;
 }
 
-// Row-major (the rows stream through once), four rows per step: their values are added together before they meet
-// the per-channel sums, so the sums are loaded and stored once per four rows instead of every row.
 template <typename T>
 ZOO_INLINE void rows_grad_sum_impl(const T* __restrict__ g, const T* __restrict__ o, T* __restrict__ gx, int64_t rows,
                                    int64_t C, T pos, T neg, T* __restrict__ s) {
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const T* g0 = g + r * C;
-    const T* o0 = o + r * C;
-    T* x0 = gx + r * C;
-    for (int64_t j = 0; j < C; ++j) {
-      const T v0 = g0[j] * (o0[j] > T(0) ? pos : neg), v1 = g0[C + j] * (o0[C + j] > T(0) ? pos : neg);
-      const T v2 = g0[2 * C + j] * (o0[2 * C + j] > T(0) ? pos : neg);
-      const T v3 = g0[3 * C + j] * (o0[3 * C + j] > T(0) ? pos : neg);
-      x0[j] = v0, x0[C + j] = v1, x0[2 * C + j] = v2, x0[3 * C + j] = v3;
-      s[j] += (v0 + v1) + (v2 + v3);
-    }
-  }
-  for (; r < rows; ++r) {
+  for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < C; ++j) {
       const T v = g[r * C + j] * (o[r * C + j] > T(0) ? pos : neg);
       gx[r * C + j] = v;
@@ -244,24 +228,19 @@ void backward(const scalar_t* g, const scalar_t* o, scalar_t* gx, double* bias_s
       for (int64_t k = begin; k < end; ++k) {
         std::fill(s.begin(), s.end(), T(0));
         double* out_sums = bias_sums + k * C;
-        const int64_t rend = std::min(R, (k + 1) * per);
-        for (int64_t r0 = k * per; r0 < rend;) {
-          const int64_t r1 = std::min(rend, (r0 / kFlushRows + 1) * kFlushRows);  // rows up to the next flush
+        for (int64_t r0 = k * per; r0 < std::min(R, (k + 1) * per); ++r0) {
           if constexpr (!is_reduced<scalar_t>) {
-            rows_grad_sum(g + r0 * C, o + r0 * C, gx + r0 * C, r1 - r0, C, pos, neg, s.data());
+            rows_grad_sum(g + r0 * C, o + r0 * C, gx + r0 * C, 1, C, pos, neg, s.data());
           } else {
-            for (int64_t row = r0; row < r1; ++row) {
-              to_float(g + row * C, C, a.data());
-              to_float(o + row * C, C, b.data());
-              rows_grad_sum(a.data(), b.data(), r.data(), 1, C, pos, neg, s.data());
-              from_float(r.data(), C, gx + row * C);
-            }
+            to_float(g + r0 * C, C, a.data());
+            to_float(o + r0 * C, C, b.data());
+            rows_grad_sum(a.data(), b.data(), r.data(), 1, C, pos, neg, s.data());
+            from_float(r.data(), C, gx + r0 * C);
           }
-          if (r1 % kFlushRows == 0) {  // flush float lanes into double
+          if ((r0 + 1) % 256 == 0) {  // flush float lanes into double
             for (int64_t j = 0; j < C; ++j) out_sums[j] += s[j];
             std::fill(s.begin(), s.end(), T(0));
           }
-          r0 = r1;
         }
         for (int64_t j = 0; j < C; ++j) out_sums[j] += s[j];
       }
