@@ -57,12 +57,18 @@ def record_cuda_failure(binary: str | os.PathLike, reason: str | None) -> None:
         return
     note.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=note.parent, prefix=note.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(reason)
-    os.replace(tmp, note)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(reason)
+        os.replace(tmp, note)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_cuda_failure(binary: str | os.PathLike) -> str | None:
     """The reason recorded by `record_cuda_failure` for this binary, or None."""
     note = cuda_failure_note(binary)
-    return note.read_text().strip() or None if note.is_file() else None
+    if not note.is_file():
+        return None
+    return note.read_text().strip() or None
