@@ -69,30 +69,37 @@ def test_classifier_learns_and_reports_probabilities_and_features():
     assert model.training  # mode restored
 
 
-def test_fit_classifier_is_deterministic_and_leaves_global_rng_alone():
-    x, y = _two_blobs(64)
+def _twin_classifiers() -> tuple[DigitClassifier, DigitClassifier]:
+    """Two 2-class classifiers with the same initial weights."""
     torch.manual_seed(5)
     a = DigitClassifier(num_classes=2)
     b = DigitClassifier(num_classes=2)
     b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+
+
+def test_fit_classifier_is_deterministic_and_leaves_global_rng_alone():
+    x, y = _two_blobs(64)
+    a, b = _twin_classifiers()
     state = torch.get_rng_state()
     fit_classifier(a, x, y, epochs=1, batch_size=32, seed=7)
     assert torch.equal(torch.get_rng_state(), state)
     fit_classifier(b, x, y, epochs=1, batch_size=32, seed=7)
-    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert _same_weights(a, b)
 
 
 def test_fit_classifier_trains_the_same_under_a_callers_no_grad():
     """Evaluations that fit a reader (cyclegan-digits) are called under no_grad by the trainer's --eval-every."""
     x, y = _two_blobs(64)
-    torch.manual_seed(5)
-    a = DigitClassifier(num_classes=2)
-    b = DigitClassifier(num_classes=2)
-    b.load_state_dict(a.state_dict())
+    a, b = _twin_classifiers()
     fit_classifier(a, x, y, epochs=1, batch_size=32, seed=7)
     with torch.no_grad():
         fit_classifier(b, x, y, epochs=1, batch_size=32, seed=7)
-    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert _same_weights(a, b)
     with torch.no_grad():  # and the caller's mode is restored
         fit_classifier(b, x, y, epochs=1, batch_size=32, seed=7)
         assert not torch.is_grad_enabled()
