@@ -422,33 +422,49 @@ struct RowScratch {
   }
 };
 
-// Runs stats(n, k, scratch), finish(n), apply(n, k, scratch) over the samples' parts: per sample in one task when
-// parts == 1 (the second pass reads the sample while it is still in cache), else one sample at a time in three
-// phases (its parts' statistics in parallel, their combination, its parts' elementwise pass in parallel, split like
-// the first so each thread re-reads the rows it summed while the sample is still in the shared cache).
-template <typename scalar_t, typename Stats, typename Finish, typename Apply>
-void run_rows(int64_t N, int64_t S, int64_t C, int64_t parts, int64_t rb, const Stats& stats, const Finish& finish,
-              const Apply& apply) {
+// What one channels-last sample in flight needs: its parts' per-channel double sums (two sets of C per part) and
+// `coefs` sets of C per-channel float coefficients. Sized per sample, not per batch: a call allocates no N-sized
+// temporaries (large heap blocks come as fresh pages on every call, whose faults cost more than the kernel).
+template <typename scalar_t>
+struct SampleBuf {
+  std::vector<double> sums;
+  std::vector<at::opmath_type<scalar_t>> coef;
+  SampleBuf(int64_t C, int64_t parts, int64_t coefs) : sums(parts * 2 * C), coef(coefs * C) {}
+  double* part_sums(int64_t k, int64_t C) { return sums.data() + k * 2 * C; }
+};
+
+// Runs prepare(n, buf), stats(n, k, scratch, buf), finish(n, buf), apply(n, k, scratch, buf) over the samples'
+// parts: per sample in one task when parts == 1 (the second pass reads the sample while it is still in cache; one
+// buf per task), else one sample at a time in phases (its parts' statistics in parallel, their combination, its
+// parts' elementwise pass in parallel, split like the first so each thread re-reads the rows it summed while the
+// sample is still in the shared cache; one buf for the threads). stats(n, k, ...) overwrites part k's sums.
+template <typename scalar_t, typename Prepare, typename Stats, typename Finish, typename Apply>
+void run_rows(int64_t N, int64_t S, int64_t C, int64_t parts, int64_t rb, int64_t coefs, const Prepare& prepare,
+              const Stats& stats, const Finish& finish, const Apply& apply) {
   if (parts == 1) {
     at::parallel_for(0, N, std::max<int64_t>(1, kSplitMin / (S * C)), [&](int64_t begin, int64_t end) {
       RowScratch<scalar_t> sc(C, rb);
+      SampleBuf<scalar_t> buf(C, 1, coefs);
       for (int64_t n = begin; n < end; ++n) {
-        stats(n, 0, sc);
-        finish(n);
-        apply(n, 0, sc);
+        prepare(n, buf);
+        stats(n, 0, sc, buf);
+        finish(n, buf);
+        apply(n, 0, sc, buf);
       }
     });
     return;
   }
+  SampleBuf<scalar_t> buf(C, parts, coefs);
   for (int64_t n = 0; n < N; ++n) {
+    prepare(n, buf);
     at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
       RowScratch<scalar_t> sc(C, rb);
-      for (int64_t k = begin; k < end; ++k) stats(n, k, sc);
+      for (int64_t k = begin; k < end; ++k) stats(n, k, sc, buf);
     });
-    finish(n);
+    finish(n, buf);
     at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
       RowScratch<scalar_t> sc(C, rb);
-      for (int64_t k = begin; k < end; ++k) apply(n, k, sc);
+      for (int64_t k = begin; k < end; ++k) apply(n, k, sc, buf);
     });
   }
 }
@@ -460,14 +476,13 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
   using T = at::opmath_type<scalar_t>;
   const int64_t parts = row_parts(N, S, C), rb = rows_per_block(C);
   const double inv_S = 1.0 / static_cast<double>(S);
-  // per (sample, part): C shifted sums then C shifted sums of squares; per sample: mean, scale, shift per channel
-  std::vector<double> sums(N * parts * 2 * C);
-  std::vector<T> coef(N * 3 * C);
+  // buf: per part C shifted sums then C shifted sums of squares; mean, scale, shift per channel
   // shifted sums of part k of sample n's rows around the sample's first row (the same pivot in every part)
-  auto stats = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc) {
+  auto stats = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc, SampleBuf<scalar_t>& buf) {
     const scalar_t* xn = x + n * S * C;
-    double* S1 = sums.data() + (n * parts + k) * 2 * C;
+    double* S1 = buf.part_sums(k, C);
     double* S2 = S1 + C;
+    std::fill(S1, S2 + C, 0.0);
     for (int64_t j = 0; j < C; ++j) sc.pivot[j] = static_cast<T>(xn[j]);
     for (int64_t r = part_begin(S, parts, k), r1 = part_begin(S, parts, k + 1); r < r1; r += rb) {
       const int64_t rows = std::min(rb, r1 - r);
@@ -486,14 +501,14 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
     }
   };
   // statistics of sample n from its parts' sums (in part order: deterministic), and its per-channel coefficients
-  auto finish = [&](int64_t n) {
+  auto finish = [&](int64_t n, SampleBuf<scalar_t>& buf) {
     const scalar_t* xn = x + n * S * C;
-    T* cf = coef.data() + n * 3 * C;
+    T* cf = buf.coef.data();
     for (int64_t j = 0; j < C; ++j) {
       double s = 0, ss = 0, m, rs;
       for (int64_t k = 0; k < parts; ++k) {
-        s += sums[(n * parts + k) * 2 * C + j];
-        ss += sums[(n * parts + k) * 2 * C + C + j];
+        s += buf.part_sums(k, C)[j];
+        ss += buf.part_sums(k, C)[C + j];
       }
       finish_stats(s, ss, static_cast<T>(xn[j]), inv_S, eps, m, rs);
       mean_out[n * C + j] = cf[j] = static_cast<T>(m);
@@ -502,8 +517,8 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
       cf[2 * C + j] = b ? static_cast<T>(b[j]) : T(0);
     }
   };
-  auto apply = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc) {
-    const T* cf = coef.data() + n * 3 * C;
+  auto apply = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc, SampleBuf<scalar_t>& buf) {
+    const T* cf = buf.coef.data();
     const scalar_t* xn = x + n * S * C;
     scalar_t* on = out + n * S * C;
     for (int64_t r = part_begin(S, parts, k), r1 = part_begin(S, parts, k + 1); r < r1; r += rb) {
@@ -517,7 +532,8 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
       }
     }
   };
-  run_rows<scalar_t>(N, S, C, parts, rb, stats, finish, apply);
+  auto prepare = [](int64_t, SampleBuf<scalar_t>&) {};
+  run_rows<scalar_t>(N, S, C, parts, rb, 3, prepare, stats, finish, apply);
 }
 
 // ---------------------------------------------------------------- backward drivers
@@ -575,23 +591,22 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
   const int64_t parts = row_parts(N, S, C), rb = rows_per_block(C);
   const double inv_S = 1.0 / static_cast<double>(S);
   const T sl = static_cast<T>(slope);
-  // per (sample, part): C sums of dy then C sums of dy * (x - mean); per sample and channel: the forward's mean,
-  // scale, shift, then dx's A, B, C coefficients
-  std::vector<double> sums(N * parts * 2 * C);
-  std::vector<T> coef(N * 6 * C);
-  for (int64_t n = 0; n < N; ++n) {
-    T* cf = coef.data() + n * 6 * C;
+  // buf: per part C sums of dy then C sums of dy * (x - mean); per channel the forward's mean, scale, shift, then
+  // dx's A, B, C coefficients
+  auto prepare = [&](int64_t n, SampleBuf<scalar_t>& buf) {
+    T* cf = buf.coef.data();
     for (int64_t j = 0; j < C; ++j) {
       cf[j] = mean_in[n * C + j];
       cf[C + j] = rstd_in[n * C + j] * (w ? static_cast<T>(w[j]) : T(1));
       cf[2 * C + j] = b ? static_cast<T>(b[j]) : T(0);
     }
-  }
-  auto stats = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc) {
-    const T* cf = coef.data() + n * 6 * C;
+  };
+  auto stats = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc, SampleBuf<scalar_t>& buf) {
+    const T* cf = buf.coef.data();
     const int64_t off = n * S * C;
-    double* SG = sums.data() + (n * parts + k) * 2 * C;
+    double* SG = buf.part_sums(k, C);
     double* SGX = SG + C;
+    std::fill(SG, SGX + C, 0.0);
     for (int64_t r = part_begin(S, parts, k), r1 = part_begin(S, parts, k + 1); r < r1; r += rb) {
       const int64_t rows = std::min(rb, r1 - r);
       std::fill(sc.s.begin(), sc.s.end(), T(0));
@@ -610,13 +625,13 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
       }
     }
   };
-  auto finish = [&](int64_t n) {
-    T* cf = coef.data() + n * 6 * C;
+  auto finish = [&](int64_t n, SampleBuf<scalar_t>& buf) {
+    T* cf = buf.coef.data();
     for (int64_t j = 0; j < C; ++j) {
       double sg = 0, sgx = 0;
       for (int64_t k = 0; k < parts; ++k) {
-        sg += sums[(n * parts + k) * 2 * C + j];
-        sgx += sums[(n * parts + k) * 2 * C + C + j];
+        sg += buf.part_sums(k, C)[j];
+        sgx += buf.part_sums(k, C)[C + j];
       }
       sg_out[n * C + j] = sg;
       sgx_out[n * C + j] = sgx;
@@ -624,8 +639,8 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
                  cf[5 * C + j]);
     }
   };
-  auto apply = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc) {
-    const T* cf = coef.data() + n * 6 * C;
+  auto apply = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc, SampleBuf<scalar_t>& buf) {
+    const T* cf = buf.coef.data();
     const int64_t off = n * S * C;
     for (int64_t r = part_begin(S, parts, k), r1 = part_begin(S, parts, k + 1); r < r1; r += rb) {
       const int64_t rows = std::min(rb, r1 - r);
@@ -641,7 +656,7 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
       }
     }
   };
-  run_rows<scalar_t>(N, S, C, parts, rb, stats, finish, apply);
+  run_rows<scalar_t>(N, S, C, parts, rb, 6, prepare, stats, finish, apply);
 }
 
 }  // namespace
