@@ -1,5 +1,5 @@
 // Registration of the zoo fused ops: TORCH_LIBRARY schemas and the CPU (and, when built with CUDA, CUDA) kernels.
-// Autograd and fake (meta) kernels are registered from Python (zoo/ops/_registration.py).
+// Autograd is in autograd.cpp; the fake (meta) kernels are registered from Python (zoo/ops/_registration.py).
 #include <torch/extension.h>
 #include <torch/library.h>
 

@@ -202,6 +202,44 @@ def test_gradcheck_and_gradgradcheck(device):
             assert torch.autograd.gradgradcheck(fb, (xi, b))
 
 
+#: (parameters passed, inputs whose grads are asked for): every subset of the passed tensors but the empty one
+GRAD_SUBSETS = [("weight+bias", w) for w in ("x", "weight", "bias", "weight+bias", "x+bias", "x+weight+bias")] + [
+    ("bias", w) for w in ("x", "bias", "x+bias")] + [("weight", w) for w in ("x", "weight", "x+weight")]
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize(("params", "wanted"), GRAD_SUBSETS)
+def test_grads_of_any_subset_of_inputs(device, params, wanted, create_graph):
+    """Gradients of just some inputs (absent optional weight/bias included) match the reference, first order and
+    with create_graph (the autograd kernel numbers only the tensors actually passed)."""
+    torch.manual_seed(5)
+    x0 = torch.randn(2, 3, 4, 5, dtype=torch.float64, device=device)
+    p0 = {"weight": torch.rand(3, dtype=torch.float64, device=device) + 0.5,
+          "bias": torch.randn(3, dtype=torch.float64, device=device)}
+    g0 = torch.randn_like(x0)
+    grads = {}
+    for backend in ("cpp", "reference"):
+        args = {"x": x0.clone(), **{k: (p0[k].clone() if k in params.split("+") else None) for k in p0}}
+        inputs = [args[k].requires_grad_() for k in wanted.split("+")]
+        with ops.use_backend(backend):
+            out = ops.instance_norm_act(args["x"], args["weight"], args["bias"], negative_slope=0.1)
+            found = torch.autograd.grad(out, inputs, g0, create_graph=create_graph)
+        assert all(g.requires_grad == create_graph for g in found)
+        grads[backend] = found
+    for a, b in zip(grads["cpp"], grads["reference"]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_autograd_runs_in_cpp():
+    """The ops' autograd nodes are C++ nodes (no Python autograd function per call)."""
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    with ops.use_backend("cpp"):
+        nodes = [ops.instance_norm_act(x).grad_fn, ops.bias_leaky_relu(x, torch.zeros(3)).grad_fn]
+    for node in nodes:
+        assert not isinstance(node, torch.autograd.function.BackwardCFunction), node
+        assert "CppNode" in type(node).__name__ or "CppNode" in node.name(), node.name()
+
+
 def test_r1_penalty_double_backward_matches_reference(device):
     """A gradient penalty (create_graph=True) through the ops gives the reference's parameter gradients."""
     torch.manual_seed(4)

@@ -88,7 +88,7 @@ def load_extension() -> bool:
                 built = _build.build_and_load()
                 _ext.update(origin=f"just-in-time (torch.utils.cpp_extension.load; {why})", path=str(built.path),
                             cuda_failure=built.cuda_failure)
-            from zoo.ops import _registration  # noqa: F401  (autograd + fake kernels for the loaded ops)
+            from zoo.ops import _registration  # noqa: F401  (fake kernels for the loaded ops)
 
             _ext["status"] = "loaded"
         except Exception as exc:  # any failure means "fall back", with the reason recorded once
