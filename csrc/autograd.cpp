@@ -13,15 +13,13 @@
 #include <optional>
 #include <vector>
 
+#include "common.h"
+
 namespace zoo {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-at::ScalarType compute_dtype(at::ScalarType t) {
-  return t == at::kHalf || t == at::kBFloat16 ? at::kFloat : t;
-}
 
 // A per-channel vector shaped to broadcast over dim 1 of an `ndim`-dimensional tensor.
 at::Tensor channel_view(const at::Tensor& t, int64_t ndim) {
@@ -47,30 +45,20 @@ std::vector<bool> needs_grad(AutogradContext* ctx, const variable_list& args) {
   return needs;
 }
 
-// The arguments whose gradient is needed, and where each one's gradient goes in the result.
-struct Wanted {
-  variable_list inputs;
-  std::vector<int64_t> slot;
-};
-
-Wanted wanted(const variable_list& args, const std::vector<bool>& needs) {
-  Wanted w;
+// d(out)/d(args[i]) . grad_out for each argument that needs it, as a differentiable graph (create_graph); the
+// other slots stay undefined.
+variable_list graph_grads(const at::Tensor& out, const at::Tensor& grad_out, const variable_list& args,
+                          const std::vector<bool>& needs) {
+  variable_list inputs, result(args.size());
   for (size_t i = 0; i < args.size(); ++i) {
-    if (needs[i]) {
-      w.inputs.push_back(args[i]);
-      w.slot.push_back(static_cast<int64_t>(i));
-    }
+    if (needs[i]) inputs.push_back(args[i]);
   }
-  return w;
-}
-
-// d(out)/d(inputs) . grad_out as a differentiable graph (create_graph), scattered into `n` result slots.
-variable_list graph_grads(const at::Tensor& out, const at::Tensor& grad_out, const Wanted& w, size_t n) {
-  variable_list result(n);
-  if (w.inputs.empty()) return result;
-  const variable_list grads = torch::autograd::grad({out}, w.inputs, {grad_out}, /*retain_graph=*/true,
+  if (inputs.empty()) return result;
+  const variable_list grads = torch::autograd::grad({out}, inputs, {grad_out}, /*retain_graph=*/true,
                                                     /*create_graph=*/true, /*allow_unused=*/true);
-  for (size_t k = 0; k < grads.size(); ++k) result[w.slot[k]] = grads[k];
+  for (size_t i = 0, k = 0; i < args.size(); ++i) {
+    if (needs[i]) result[i] = grads[k++];
+  }
   return result;
 }
 
@@ -105,15 +93,15 @@ class InstanceNormActFunction : public torch::autograd::Function<InstanceNormAct
     if (!grad_out.defined()) return result;
     const std::vector<bool> needs = needs_grad(ctx, {x, weight, bias});
     if (at::GradMode::is_enabled()) {
-      const Wanted w = wanted({x, weight, bias}, needs);
-      const at::ScalarType ct = compute_dtype(x.scalar_type());
+      const at::ScalarType ct = opmath_dtype(x.scalar_type());
       const at::Tensor xc = x.to(ct);
       const std::vector<int64_t> dims = spatial_dims(x.dim());
       const at::Tensor centered = xc - xc.mean(dims, /*keepdim=*/true);
       at::Tensor y = centered * at::rsqrt(centered.square().mean(dims, /*keepdim=*/true) + eps);
       if (weight.defined()) y = y * channel_view(weight.to(ct), x.dim());
       if (bias.defined()) y = y + channel_view(bias.to(ct), x.dim());
-      const variable_list grads = graph_grads(at::leaky_relu(y, slope).to(x.scalar_type()), grad_out, w, 3);
+      const variable_list grads =
+          graph_grads(at::leaky_relu(y, slope).to(x.scalar_type()), grad_out, {x, weight, bias}, needs);
       std::copy(grads.begin(), grads.end(), result.begin());
       return result;
     }
@@ -137,7 +125,7 @@ class BiasLeakyReluFunction : public torch::autograd::Function<BiasLeakyReluFunc
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor out = op.call(x, bias, negative_slope, scale);
     ctx->save_for_backward({out});
-    ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
+    ctx->saved_data["has_bias"] = has(bias);
     ctx->saved_data["negative_slope"] = negative_slope;
     ctx->saved_data["scale"] = scale;
     return out;
