@@ -21,6 +21,7 @@ from zoo.metrics.mnist import load_mnist_classifier
 
 CLASSIFIER_EPOCHS = 6
 SEED = 0
+SEMANTIC_SEED = 1
 UCI_NATIVE = 8
 
 
@@ -61,6 +62,21 @@ def classifiers(epochs: int = CLASSIFIER_EPOCHS) -> dict[str, nn.Module]:
             "B": _Preprocessed(reader_b, native_resolution).eval(),
             "B_fullres": _fit(train["B"], train["labels_B"], 10, epochs),
             "domain": _fit(both, domain, 2, epochs)}
+
+
+@functools.lru_cache(maxsize=1)
+def semantic_reader(epochs: int = CLASSIFIER_EPOCHS, seed: int = SEMANTIC_SEED) -> nn.Module:
+    """A digit reader fluent in both writing styles, for training (`--lambda-semantic`), never for scoring: one CNN
+    on the UCI train split plus as many random MNIST train digits, full 32x32 pixels, its own seed."""
+    train = digits_pair("train")
+    n_b = len(train["B"])
+    some_a = torch.randperm(len(train["A"]), generator=torch.Generator().manual_seed(seed))[:n_b]
+    images = torch.cat([train["A"][some_a], train["B"]])
+    labels = torch.cat([train["labels_A"][some_a], train["labels_B"]])
+    torch.manual_seed(seed)
+    model = DigitClassifier(in_channels=1, num_classes=10, image_size=images.shape[-1])
+    fit_classifier(model, images, labels, epochs=epochs, seed=seed).zero_grad(set_to_none=True)
+    return model.requires_grad_(False).eval()
 
 
 def _accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:

@@ -1,4 +1,5 @@
-"""CycleGAN training (Zhu et al. 2017) as a zoo.train recipe, with the reference implementation's defaults."""
+"""CycleGAN training (Zhu et al. 2017) as a zoo.train recipe, with the reference implementation's defaults, plus an
+opt-in CyCADA-style semantic consistency loss for the built-in digits pair."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from zoo.data.unpaired import DigitsPair, UnpairedImageFolder, digits_pair
 from zoo.errors import ConfigError
 from zoo.train import Recipe, TrainOptions
 
+from .evaluate import semantic_reader
 from .models import CycleGANPair
 from .networks import NLayerDiscriminator, init_weights
 
@@ -78,6 +80,10 @@ class CycleGANOptions(TrainOptions):
     n_layers_d: int = field(default=3, metadata={"help": "PatchGAN discriminator layers"})
     load_size: int = field(default=286, metadata={"help": "--data folders: resize images to this size, then crop"})
     crop_size: int = field(default=256, metadata={"help": "--data folders: random crop size (training image size)"})
+    lambda_semantic: float = field(default=0.0, metadata={
+        "help": "built-in digits pair only: weight of a semantic consistency loss (after Hoffman et al., CyCADA): "
+                "a frozen digit reader trained on both domains must read G_A(a) and G_B(b) as it reads a and b "
+                "(0 = off, the reference recipe)"})
 
 
 class CycleGANRecipe(Recipe):
@@ -103,6 +109,11 @@ class CycleGANRecipe(Recipe):
                 f"the identity loss needs equal channel counts, got input_nc={config['input_nc']} and "
                 f"output_nc={config['output_nc']}; pass --lambda-identity 0"
             )
+        if o.lambda_semantic < 0:
+            raise ConfigError(f"--lambda-semantic must be >= 0, got {o.lambda_semantic}")
+        if o.lambda_semantic > 0 and o.data:
+            raise ConfigError("--lambda-semantic needs the built-in digits pair (its reader knows only digits); "
+                              "drop --data or pass --lambda-semantic 0")
         if not -1 <= o.n_epochs_decay <= o.epochs:
             raise ConfigError(f"--n-epochs-decay must be -1 or between 0 and --epochs ({o.epochs}), got {o.n_epochs_decay}")
 
@@ -129,6 +140,7 @@ class CycleGANRecipe(Recipe):
         self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, rule) for name, opt in
                            (("G", opt_g), ("D", opt_d))}
         self.pool_A, self.pool_B = ImagePool(o.pool_size), ImagePool(o.pool_size)
+        self.reader = semantic_reader().to(device).requires_grad_(False) if o.lambda_semantic > 0 else None
         self.device = device
         return ({"G_A": self.pair.G_A, "G_B": self.pair.G_B, "D_A": self.D_A, "D_B": self.D_B},
                 {"G": opt_g, "D": opt_d})
@@ -154,7 +166,8 @@ class CycleGANRecipe(Recipe):
         loss_idt = torch.zeros((), device=self.device)
         if o.lambda_identity > 0:
             loss_idt = (F.l1_loss(G_A(real_B), real_B) + F.l1_loss(G_B(real_A), real_A)) * o.lambda_cycle * o.lambda_identity
-        loss_g = loss_gan + loss_cycle + loss_idt
+        loss_sem = self._semantic_loss(real_A, fake_B) + self._semantic_loss(real_B, fake_A)
+        loss_g = loss_gan + loss_cycle + loss_idt + loss_sem
         self.optimize("G", loss_g)
 
         for d in (self.D_A, self.D_B):
@@ -163,8 +176,17 @@ class CycleGANRecipe(Recipe):
         loss_d_a = 0.5 * (gan_loss(self.D_A(real_B), True, o.gan_mode) + gan_loss(self.D_A(pooled_B), False, o.gan_mode))
         loss_d_b = 0.5 * (gan_loss(self.D_B(real_A), True, o.gan_mode) + gan_loss(self.D_B(pooled_A), False, o.gan_mode))
         self.optimize("D", loss_d_a + loss_d_b)
-        return {"G_gan": loss_gan.item(), "cycle": loss_cycle.item(), "idt": loss_idt.item(),
+        return {"G_gan": loss_gan.item(), "cycle": loss_cycle.item(), "idt": loss_idt.item(), "sem": loss_sem.item(),
                 "D_A": loss_d_a.item(), "D_B": loss_d_b.item()}
+
+    def _semantic_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        """The frozen two-style reader must read the translation as the digit it reads in the source (its own
+        argmax: no labels at this point). Zero when --lambda-semantic is 0."""
+        if self.reader is None:
+            return torch.zeros((), device=self.device)
+        with torch.no_grad():
+            target = self.reader(real).argmax(1)
+        return F.cross_entropy(self.reader(fake), target) * self.opts.lambda_semantic
 
     def end_epoch(self, epoch: int) -> None:
         for scheduler in self.schedulers.values():

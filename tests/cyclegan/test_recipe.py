@@ -12,6 +12,7 @@ from PIL import Image
 import zoo
 from zoo.errors import ConfigError
 from zoo.train import export_run, make_options, run_training
+from zoo.data.unpaired import digits_pair
 from zoo_cyclegan.recipe import CycleGANRecipe, ImagePool, gan_loss
 
 
@@ -90,3 +91,41 @@ def test_tiny_training_run_exports_a_loadable_pair(tmp_path, gan_mode):
     assert (pair.G_A.ngf, pair.G_A.n_blocks, pair.in_channels) == (4, 1, 1)
     with torch.no_grad():
         assert pair(torch.zeros(1, 1, 16, 16), direction="BtoA").shape == (1, 1, 16, 16)
+
+
+def _digits_recipe(**overrides) -> CycleGANRecipe:
+    spec = zoo.get_spec("cyclegan-digits")
+    recipe = CycleGANRecipe(spec, make_options(spec, ngf=2, n_blocks=1, ndf=2, **overrides))
+    recipe.build(torch.device("cpu"))
+    return recipe
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"lambda_semantic": -1.0}, "--lambda-semantic must be >= 0"),
+    ({"lambda_semantic": 1.0, "data": "some/folders"}, "needs the built-in digits pair"),
+])
+def test_semantic_loss_options_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        _digits_recipe(**overrides)
+
+
+def test_semantic_loss_measures_whether_the_reader_keeps_the_digit():
+    """Off by default (no reader, zero loss); on, it is small when the translation shows the source's digit (in
+    either domain's style) and large when it shows another, it scales with --lambda-semantic, and its gradient
+    reaches the translation, not the frozen reader."""
+    test = digits_pair("test")
+    zeros, ones = (test["A"][test["labels_A"] == c][:8] for c in (0, 1))
+    uci_zeros = test["B"][test["labels_B"] == 0][:8]
+    off = _digits_recipe()
+    assert off.reader is None and off._semantic_loss(zeros, ones).item() == 0.0
+
+    on, doubled = _digits_recipe(lambda_semantic=1.0), _digits_recipe(lambda_semantic=2.0)
+    same, other = on._semantic_loss(zeros, zeros.clone()), on._semantic_loss(zeros, ones)
+    assert same.item() < 0.1 < 2.0 < other.item()
+    assert on._semantic_loss(zeros, uci_zeros).item() < 0.1  # a 0 in the other style keeps the digit
+    torch.testing.assert_close(doubled._semantic_loss(zeros, ones), 2 * other)
+
+    fake = ones.clone().requires_grad_(True)
+    on._semantic_loss(zeros, fake).backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in on.reader.parameters())
