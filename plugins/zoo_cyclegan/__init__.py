@@ -65,5 +65,6 @@ def register_models(register) -> None:
         infer_config=infer_pair_config,
         recipe=CycleGANRecipe,
         evaluate=evaluate_digits,
-        description="MNIST <-> UCI digits translation; card scores: class preservation and domain fooling rate.",
+        description="MNIST <-> UCI digits translation, trained with the CycleGAN losses plus a semantic consistency "
+                    "loss (--lambda-semantic); card scores: class preservation and domain fooling rate.",
     ))

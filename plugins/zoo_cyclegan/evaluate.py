@@ -42,21 +42,29 @@ def native_resolution(x: Tensor) -> Tensor:
     return F.interpolate(small, size=x.shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
 
 
-def _fit(images: Tensor, labels: Tensor, classes: int, epochs: int) -> nn.Module:
-    torch.manual_seed(SEED)
-    model = DigitClassifier(in_channels=1, num_classes=classes, image_size=images.shape[-1])
-    return fit_classifier(model, images, labels, epochs=epochs, seed=SEED)
+def _fit(images: Tensor, labels: Tensor, classes: int, epochs: int, seed: int = SEED) -> nn.Module:
+    """A DigitClassifier trained with a fixed seed; the caller's random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DigitClassifier(in_channels=1, num_classes=classes, image_size=images.shape[-1])
+    return fit_classifier(model, images, labels, epochs=epochs, seed=seed)
+
+
+def _both_domains(train: dict[str, Tensor], seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The UCI train split and as many random MNIST train digits (so both domains weigh the same): images, digit
+    labels, domain labels (0 = A, 1 = B)."""
+    n_b = len(train["B"])
+    some_a = torch.randperm(len(train["A"]), generator=torch.Generator().manual_seed(seed))[:n_b]
+    images = torch.cat([train["A"][some_a], train["B"]])
+    digits = torch.cat([train["labels_A"][some_a], train["labels_B"]])
+    return images, digits, torch.cat([torch.zeros(n_b, dtype=torch.long), torch.ones(n_b, dtype=torch.long)])
 
 
 @functools.lru_cache(maxsize=2)
 def classifiers(epochs: int = CLASSIFIER_EPOCHS) -> dict[str, nn.Module]:
-    """Digit readers for domain A (MNIST) and B (UCI), and an A-vs-B domain classifier (trained on the UCI train
-    split and as many random MNIST train digits, so both domains weigh the same)."""
+    """Digit readers for domain A (MNIST) and B (UCI), and an A-vs-B domain classifier (`_both_domains`)."""
     train = digits_pair("train")
-    n_b = len(train["B"])
-    some_a = torch.randperm(len(train["A"]), generator=torch.Generator().manual_seed(SEED))[:n_b]
-    both = torch.cat([train["A"][some_a], train["B"]])
-    domain = torch.cat([torch.zeros(n_b, dtype=torch.long), torch.ones(n_b, dtype=torch.long)])
+    both, _, domain = _both_domains(train, SEED)
     reader_b = _fit(native_resolution(train["B"]), train["labels_B"], 10, epochs)
     return {"A": _Preprocessed(load_mnist_classifier(), to_mnist_frame).eval(),
             "B": _Preprocessed(reader_b, native_resolution).eval(),
@@ -66,17 +74,12 @@ def classifiers(epochs: int = CLASSIFIER_EPOCHS) -> dict[str, nn.Module]:
 
 @functools.lru_cache(maxsize=1)
 def semantic_reader(epochs: int = CLASSIFIER_EPOCHS, seed: int = SEMANTIC_SEED) -> nn.Module:
-    """A digit reader fluent in both writing styles, for training (`--lambda-semantic`), never for scoring: one CNN
-    on the UCI train split plus as many random MNIST train digits, full 32x32 pixels, its own seed."""
-    train = digits_pair("train")
-    n_b = len(train["B"])
-    some_a = torch.randperm(len(train["A"]), generator=torch.Generator().manual_seed(seed))[:n_b]
-    images = torch.cat([train["A"][some_a], train["B"]])
-    labels = torch.cat([train["labels_A"][some_a], train["labels_B"]])
-    torch.manual_seed(seed)
-    model = DigitClassifier(in_channels=1, num_classes=10, image_size=images.shape[-1])
-    fit_classifier(model, images, labels, epochs=epochs, seed=seed).zero_grad(set_to_none=True)
-    return model.requires_grad_(False).eval()
+    """A frozen digit reader fluent in both writing styles, for training (`--lambda-semantic`), never for scoring:
+    one CNN on `_both_domains` digits at full 32x32, with its own seed."""
+    images, digits, _ = _both_domains(digits_pair("train"), seed)
+    reader = _fit(images, digits, 10, epochs, seed)
+    reader.zero_grad(set_to_none=True)
+    return reader.requires_grad_(False).eval()
 
 
 def _accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
