@@ -5,7 +5,9 @@ zoo.data.unpaired; digits are put back in the MNIST frame first) and small CNNs 
 
 The UCI digits are 8x8 data: the primary B reader looks at images the way the domain was made (area-downsample to
 8x8, bicubic back to 32x32), so it judges the digit, not high-frequency texture; a reader on the full 32x32 pixels is
-reported too (`*_fullres_reader`), and the domain classifier judges the texture."""
+reported too (`*_fullres_reader`), and the domain classifier judges the texture.
+
+Also here: the training-only reader of `--lambda-semantic` (`semantic_reader`), built the same way with its own seed."""
 from __future__ import annotations
 
 import functools
