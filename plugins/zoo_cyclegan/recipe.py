@@ -2,6 +2,7 @@
 opt-in CyCADA-style semantic consistency loss for the built-in digits pair."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ class CycleGANRecipe(Recipe):
         self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, rule) for name, opt in
                            (("G", opt_g), ("D", opt_d))}
         self.pool_A, self.pool_B = ImagePool(o.pool_size), ImagePool(o.pool_size)
-        self.reader = semantic_reader().to(device) if o.lambda_semantic > 0 else None
+        self.reader = copy.deepcopy(semantic_reader()).to(device) if o.lambda_semantic > 0 else None  # cache stays put
         self.device = device
         return ({"G_A": self.pair.G_A, "G_B": self.pair.G_B, "D_A": self.D_A, "D_B": self.D_B},
                 {"G": opt_g, "D": opt_d})
