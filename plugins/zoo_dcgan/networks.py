@@ -9,6 +9,8 @@ from torch import Tensor, nn
 from zoo import ops
 from zoo.errors import ConfigError
 
+MIXTURE_INIT_SIGMA = 0.7
+
 
 class _Sampler(nn.Module):
     """Shared generator behaviour: `latent_dim`, the latent prior (`draw_latent`) and reproducible
@@ -16,11 +18,30 @@ class _Sampler(nn.Module):
 
     latent_dim: int
     categorical: int = 0  # InfoGAN-style: the first `categorical` latent dims are a one-hot code, the rest N(0, 1)
+    mixture: int = 0  # DeLiGAN-style: z from a uniform mixture of `mixture` learned diagonal Gaussians
+
+    def _init_mixture(self, components: int) -> None:
+        """Learned prior parameters: means ~ N(0, (1 - s^2) I) and scales s = MIXTURE_INIT_SIGMA, so the mixture
+        starts as an approximation of N(0, I) (a generator trained on N(0, I) can switch to it and go on)."""
+        self.mixture = components
+        if components:
+            s = MIXTURE_INIT_SIGMA
+            self.prior_mean = nn.Parameter(torch.randn(components, self.latent_dim) * math.sqrt(1 - s * s))
+            self.prior_log_sigma = nn.Parameter(torch.full((components, self.latent_dim), math.log(s)))
 
     def draw_latent(self, n: int, *, generator: torch.Generator | None = None,
                     device: torch.device | str | None = None) -> tuple[Tensor, Tensor | None]:
         """`n` latents from the generator's prior and their codes: z ~ N(0, I), with the first `categorical` dims
-        replaced by a one-hot code drawn uniformly (codes (n,) int64, or None without a categorical code)."""
+        replaced by a one-hot code drawn uniformly (codes (n,) int64, or None without a categorical code); with a
+        mixture, z = mean_k + sigma_k * eps for a uniformly drawn component k, differentiable in the prior's
+        parameters (codes None)."""
+        if self.mixture:
+            k = torch.randint(0, self.mixture, (n,), generator=generator)
+            eps = torch.randn(n, self.latent_dim, generator=generator)
+            mean = self.prior_mean
+            k, eps = k.to(mean.device), eps.to(mean.device, mean.dtype)
+            z = mean[k] + self.prior_log_sigma[k].exp() * eps
+            return (z if device is None else z.to(device)), None
         z = torch.randn(n, self.latent_dim, generator=generator)
         codes = None
         if self.categorical:
@@ -54,13 +75,17 @@ class MnistGenerator(_Sampler):
     """z (N,100) -> Linear 7x7x256 -> BN -> LReLU -> ConvT5 128 (s1) -> 64 (s2) -> 1 (s2) -> tanh: (N,1,28,28)."""
 
     def __init__(self, latent_dim: int = 100, channels: int = 1, width: int = 64, negative_slope: float = 0.2,
-                 categorical: int = 0):
+                 categorical: int = 0, mixture: int = 0):
         super().__init__()
         if latent_dim < 1 or channels < 1 or width < 1:
             raise ConfigError(f"latent_dim, channels and width must be >= 1, got {latent_dim}, {channels}, {width}")
         if not 0 <= categorical < latent_dim:
             raise ConfigError(f"categorical must be in [0, latent_dim={latent_dim}), got {categorical}")
+        if mixture < 0 or (mixture and categorical):
+            raise ConfigError(f"mixture must be >= 0 and cannot be combined with a categorical code, got "
+                              f"mixture={mixture}, categorical={categorical}")
         self.latent_dim, self.channels, self.categorical = latent_dim, channels, categorical
+        self._init_mixture(mixture)
         w4, w2 = 4 * width, 2 * width
         self.project = nn.Sequential(
             nn.Linear(latent_dim, 7 * 7 * w4, bias=False), nn.BatchNorm1d(7 * 7 * w4), nn.LeakyReLU(negative_slope)
@@ -143,10 +168,11 @@ class Dcgan64Discriminator(nn.Module):
         return self.main(x).flatten()
 
 
-def build_mnist_generator(latent_dim: int = 100, channels: int = 1, width: int = 64,
-                          categorical: int = 0) -> MnistGenerator:
+def build_mnist_generator(latent_dim: int = 100, channels: int = 1, width: int = 64, categorical: int = 0,
+                          mixture: int = 0) -> MnistGenerator:
     """Builder of the `dcgan-mnist` generator (registry entry point)."""
-    return MnistGenerator(latent_dim=latent_dim, channels=channels, width=width, categorical=categorical)
+    return MnistGenerator(latent_dim=latent_dim, channels=channels, width=width, categorical=categorical,
+                          mixture=mixture)
 
 
 def build_dcgan64_generator(nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64) -> Dcgan64Generator:

@@ -1,7 +1,7 @@
 """Training recipes for `zoo train dcgan-mnist` / `zoo train dcgan-64`: non-saturating GAN loss, Adam(2e-4, 0.5),
 one-sided label smoothing and an exponential moving average (EMA) of the generator, which is what ships; optional
 differentiable augmentation of D's inputs, an R1 gradient penalty, a separate D learning rate (TTUR), top-k generator
-loss and a final linear learning-rate decay."""
+loss, a final linear learning-rate decay and, for dcgan-mnist, an InfoGAN code or a learned mixture latent prior."""
 from __future__ import annotations
 
 import copy
@@ -146,8 +146,17 @@ class _GanRecipe(Recipe):
         betas = (opts.beta1, 0.999)
         d_params = [*self.D.parameters(), *(self.Q.parameters() if self.Q is not None else ())]
         optimizers = {"D": torch.optim.Adam(d_params, opts.lr_d or opts.lr, betas=betas),
-                      "G": torch.optim.Adam(self.G.parameters(), opts.lr, betas=betas)}
+                      "G": torch.optim.Adam(self._generator_groups(), opts.lr, betas=betas)}
         return modules, optimizers
+
+    def _generator_groups(self) -> list[dict]:
+        """The generator optimiser's parameter groups: its network weights at --lr; recipes with a learned latent
+        prior add a second group."""
+        return [{"params": list(self.G.parameters())}]
+
+    def _base_lrs(self) -> dict[str, list[float]]:
+        """Each optimiser's learning rate per parameter group, before the decay."""
+        return {"D": [self.opts.lr_d or self.opts.lr], "G": [self.opts.lr]}
 
     def lr_factor(self, epoch: int) -> float:
         """The learning-rate multiplier during `epoch` (0-based): 1, then linear over the last --lr-decay epochs
@@ -156,8 +165,8 @@ class _GanRecipe(Recipe):
 
     def begin_epoch(self, epoch: int) -> None:
         factor = self.lr_factor(epoch)
-        for name, base in (("D", self.opts.lr_d or self.opts.lr), ("G", self.opts.lr)):
-            for group in self.optimizers[name].param_groups:
+        for name, bases in self._base_lrs().items():
+            for group, base in zip(self.optimizers[name].param_groups, bases, strict=True):
                 group["lr"] = base * factor
 
     def step(self, batch, it: int) -> dict[str, float]:
@@ -227,6 +236,12 @@ class MnistOptions(GanOptions):
                                                          "features must read back from the fake, which separates "
                                                          "K modes; exported in the generator's config; 0 = off"})
     info_weight: float = field(default=1.0, metadata={"help": "weight of the InfoGAN loss in D's and G's losses"})
+    mixture: int = field(default=0, metadata={"help": "learned latent prior (DeLiGAN, Gurumurthy et al. 2017): z is "
+                                                      "drawn from a uniform mixture of K diagonal Gaussians whose "
+                                                      "means and scales G's loss trains; exported in the "
+                                                      "generator's config and state; may be switched on when "
+                                                      "resuming a run trained without it; 0 = z ~ N(0, I)"})
+    mixture_lr: float = field(default=3e-3, metadata={"help": "learning rate of the mixture's means and log-scales"})
 
 
 class MnistRecipe(_GanRecipe):
@@ -235,13 +250,46 @@ class MnistRecipe(_GanRecipe):
     Options = MnistOptions
 
     def _networks(self):
-        if self.opts.info_weight < 0:
-            raise ConfigError(f"--info-weight must be >= 0, got {self.opts.info_weight}")
+        opts = self.opts
+        if opts.info_weight < 0:
+            raise ConfigError(f"--info-weight must be >= 0, got {opts.info_weight}")
+        if opts.mixture < 0 or opts.mixture_lr <= 0 or (opts.mixture and opts.info_codes):
+            raise ConfigError(f"--mixture must be >= 0 (and not combined with --info-codes) and --mixture-lr > 0, "
+                              f"got --mixture {opts.mixture}, --info-codes {opts.info_codes}, "
+                              f"--mixture-lr {opts.mixture_lr}")
         G = build_mnist_generator(**self.export_config())
         return G, MnistDiscriminator(channels=self.spec.config.get("channels", 1))
 
     def export_config(self) -> dict:
-        return {**self.spec.config, "categorical": self.opts.info_codes}
+        return {**self.spec.config, "categorical": self.opts.info_codes, "mixture": self.opts.mixture}
+
+    def _generator_groups(self) -> list[dict]:
+        if not self.opts.mixture:
+            return super()._generator_groups()
+        prior = [self.G.prior_mean, self.G.prior_log_sigma]
+        net = [p for p in self.G.parameters() if all(p is not q for q in prior)]
+        return [{"params": net}, {"params": prior, "lr": self.opts.mixture_lr}]
+
+    def _base_lrs(self) -> dict[str, list[float]]:
+        bases = super()._base_lrs()
+        if self.opts.mixture:
+            bases["G"].append(self.opts.mixture_lr)
+        return bases
+
+    def upgrade_checkpoint(self, ckpt: dict, modules: dict) -> None:
+        """Resuming a run trained with z ~ N(0, I) with --mixture K: the generators take their fresh prior (an
+        approximation of N(0, I), see MnistGenerator) and G's optimiser a fresh group for it."""
+        state = ckpt["modules"]["G"]
+        saved = state["prior_mean"].shape[0] if "prior_mean" in state else 0
+        if saved == self.opts.mixture:
+            return
+        if saved:
+            raise ConfigError(f"this run was trained with --mixture {saved}; it cannot resume with --mixture "
+                              f"{self.opts.mixture} (the learned prior's components cannot be added or removed)")
+        for name in ("G", "G_ema"):
+            fresh = modules[name].state_dict()
+            ckpt["modules"][name].update({k: fresh[k] for k in ("prior_mean", "prior_log_sigma")})
+        ckpt["optimizers"]["G"]["param_groups"].append(self.optimizers["G"].state_dict()["param_groups"][1])
 
     def dataset(self):
         from zoo.data.mnist import load_mnist

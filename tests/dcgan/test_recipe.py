@@ -224,6 +224,60 @@ def test_infogan_code_loss_head_and_export(tiny_mnist, tmp_path):
         MnistRecipe(spec, MnistRecipe.Options(info_weight=-1.0)).build(torch.device("cpu"))
 
 
+def test_mixture_prior_starts_near_the_normal_prior_and_learns_through_the_generator():
+    torch.manual_seed(0)
+    G = MnistGenerator(mixture=20)
+    z, codes = G.draw_latent(20000, generator=torch.Generator().manual_seed(1))
+    assert codes is None and z.shape == (20000, 100)
+    assert z.mean().abs() < 0.05 and z.var().item() == pytest.approx(1.0, abs=0.1)  # ~N(0, I) at the start
+    with torch.no_grad():
+        G.prior_mean[3] = 50.0  # every latent of component 3 sits near its mean
+        G.prior_log_sigma[3] = -20.0
+    z, _ = G.draw_latent(400, generator=torch.Generator().manual_seed(2))
+    at_mean = (z - 50.0).abs().amax(1) < 1e-6
+    assert 10 < at_mean.sum() < 70  # component 3 is drawn ~1/20 of the time
+    G.train()
+    z, _ = G.draw_latent(8)
+    G(z).square().mean().backward()
+    assert G.prior_mean.grad.abs().sum() > 0 and G.prior_log_sigma.grad.abs().sum() > 0
+    assert torch.equal(G.eval().sample(4, seed=3), G.sample(4, seed=3))
+    with pytest.raises(ConfigError, match="mixture"):
+        MnistGenerator(mixture=5, categorical=10)
+    with pytest.raises(ConfigError, match="mixture"):
+        MnistGenerator(mixture=-1)
+
+
+def test_mixture_options_are_validated_and_the_prior_has_its_own_rate():
+    spec = zoo.get_spec("dcgan-mnist")
+    for bad in ({"mixture": -1}, {"mixture": 5, "info_codes": 10}, {"mixture": 5, "mixture_lr": 0.0}):
+        with pytest.raises(ConfigError, match="--mixture"):
+            MnistRecipe(spec, MnistRecipe.Options(**bad)).prepare(torch.device("cpu"))
+    recipe = MnistRecipe(spec, MnistRecipe.Options(mixture=5, mixture_lr=0.05, lr=1e-3, epochs=4, lr_decay=2))
+    G = recipe.prepare(torch.device("cpu"))["G"]
+    net, prior = recipe.optimizers["G"].param_groups
+    assert [p is q for p, q in zip(prior["params"], (G.prior_mean, G.prior_log_sigma))] == [True, True]
+    assert len(net["params"]) == len(list(G.parameters())) - 2
+    recipe.begin_epoch(3)  # last epoch of the decay: a third of each base rate
+    assert (net["lr"], prior["lr"]) == (pytest.approx(1e-3 / 3), pytest.approx(0.05 / 3))
+
+
+def test_resume_switches_a_normal_prior_run_to_a_mixture(tiny_mnist, tmp_path):
+    run = run_training("dcgan-mnist", _flags(tiny_mnist, tmp_path / "run", 1))
+    run_training("dcgan-mnist", _flags(tiny_mnist, run, 2, "--resume", "--mixture", "4"))
+    ckpt = load_checkpoint(run)
+    assert ckpt["epoch"] == 2 and ckpt["options"]["mixture"] == 4
+    G = ckpt["modules"]["G"]
+    assert G["prior_mean"].shape == G["prior_log_sigma"].shape == (4, 100)
+    assert len(ckpt["optimizers"]["G"]["param_groups"]) == 2
+    out, _ = export_run(run, tmp_path / "g.safetensors")
+    model = zoo.load("dcgan-mnist", weights=out)
+    assert model.mixture == 4 and model.sample(2, seed=0).shape == (2, 1, 28, 28)
+    run_training("dcgan-mnist", _flags(tiny_mnist, run, 3, "--resume"))  # the saved options keep the mixture
+    assert load_checkpoint(run)["modules"]["G"]["prior_mean"].shape == (4, 100)
+    with pytest.raises(ConfigError, match="--mixture 4"):
+        run_training("dcgan-mnist", _flags(tiny_mnist, run, 4, "--resume", "--mixture", "6"))
+
+
 def test_dcgan64_trains_on_an_image_folder(tmp_path, register_spec):
     folder = tmp_path / "imgs"
     rng = np.random.default_rng(0)

@@ -143,6 +143,7 @@ class Trainer:
             for m in modules.values():
                 self.dist.broadcast_module(m)
             if ckpt is not None:
+                recipe.upgrade_checkpoint(ckpt, modules)
                 for k, m in modules.items():
                     m.load_state_dict(ckpt["modules"][k])
                 for k, o in optimizers.items():

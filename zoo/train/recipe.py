@@ -98,6 +98,10 @@ class Recipe(abc.ABC):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what `extra_state` returned."""
 
+    def upgrade_checkpoint(self, ckpt: dict[str, Any], modules: dict[str, nn.Module]) -> None:
+        """Adapt, in place, a checkpoint being resumed with options that add state it lacks (e.g. new parameters,
+        taken from the freshly built `modules`); called before anything is loaded. The default changes nothing."""
+
     def optimize(self, name: str, loss: torch.Tensor) -> None:
         """Zero the grads of optimiser `name`, backpropagate `loss`, average grads across processes, step."""
         opt = self.optimizers[name]
