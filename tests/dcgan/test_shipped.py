@@ -29,6 +29,15 @@ def test_shipped_weights_load_and_sample_deterministically():
     assert -1 <= a.min() and a.max() <= 1
 
 
+def test_shipped_configuration_is_the_cards():
+    card = json.loads(CARD.read_text())
+    spec = zoo.get_spec("dcgan-mnist")
+    assert spec.config == card["config"]
+    saved = json.loads(read_metadata(resolve(spec.weights, download=False))["zoo.config"])
+    assert {k: v for k, v in saved.items() if v or k not in ("categorical", "mixture")} == card["config"]
+    assert zoo.load("dcgan-mnist").mixture == card["config"].get("mixture", 0)
+
+
 def test_card_scores_are_reproducible_from_the_shipped_weights():
     card = json.loads(CARD.read_text())
     scores = card["scores"]
