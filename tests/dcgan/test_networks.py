@@ -118,3 +118,17 @@ def test_adapters():
     assert strip_module_prefix({"module.main.0.weight": 1, "main.1.bias": 2}) == {"main.0.weight": 1, "main.1.bias": 2}
     with pytest.raises(ConfigError, match="DCGAN generator"):
         infer_dcgan64_config({"foo": torch.zeros(1)})
+
+
+def test_dcgan_mnist_files_load_with_either_latent_prior(tmp_path):
+    from zoo.weights import save_weights
+
+    for k in (0, 3):  # N(0, I) (as exported before --mixture existed) and a 3-component mixture
+        torch.manual_seed(k)
+        g = MnistGenerator(mixture=k).eval()
+        save_weights(tmp_path / f"g{k}.safetensors", g.state_dict())
+        torch.save(g.state_dict(), tmp_path / f"g{k}.pth")
+        for path in (tmp_path / f"g{k}.safetensors", tmp_path / f"g{k}.pth"):
+            model = zoo.load("dcgan-mnist", weights=path)
+            assert model.mixture == k, path
+            assert torch.equal(model.sample(2, seed=0), g.sample(2, seed=0))
