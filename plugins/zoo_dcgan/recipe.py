@@ -147,16 +147,14 @@ class _GanRecipe(Recipe):
         d_params = [*self.D.parameters(), *(self.Q.parameters() if self.Q is not None else ())]
         optimizers = {"D": torch.optim.Adam(d_params, opts.lr_d or opts.lr, betas=betas),
                       "G": torch.optim.Adam(self._generator_groups(), opts.lr, betas=betas)}
+        # each group's rate before any decay (a resumed checkpoint brings its decayed rates with it)
+        self._base_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in optimizers.items()}
         return modules, optimizers
 
     def _generator_groups(self) -> list[dict]:
         """The generator optimiser's parameter groups: its network weights at --lr; recipes with a learned latent
         prior add a second group."""
         return [{"params": list(self.G.parameters())}]
-
-    def _base_lrs(self) -> dict[str, list[float]]:
-        """Each optimiser's learning rate per parameter group, before the decay."""
-        return {"D": [self.opts.lr_d or self.opts.lr], "G": [self.opts.lr]}
 
     def lr_factor(self, epoch: int) -> float:
         """The learning-rate multiplier during `epoch` (0-based): 1, then linear over the last --lr-decay epochs
@@ -165,7 +163,7 @@ class _GanRecipe(Recipe):
 
     def begin_epoch(self, epoch: int) -> None:
         factor = self.lr_factor(epoch)
-        for name, bases in self._base_lrs().items():
+        for name, bases in self._base_lrs.items():
             for group, base in zip(self.optimizers[name].param_groups, bases, strict=True):
                 group["lr"] = base * factor
 
@@ -269,12 +267,6 @@ class MnistRecipe(_GanRecipe):
         prior = [self.G.prior_mean, self.G.prior_log_sigma]
         net = [p for p in self.G.parameters() if all(p is not q for q in prior)]
         return [{"params": net}, {"params": prior, "lr": self.opts.mixture_lr}]
-
-    def _base_lrs(self) -> dict[str, list[float]]:
-        bases = super()._base_lrs()
-        if self.opts.mixture:
-            bases["G"].append(self.opts.mixture_lr)
-        return bases
 
     def upgrade_checkpoint(self, ckpt: dict, modules: dict) -> None:
         """Resuming a run trained with z ~ N(0, I) with --mixture K: the generators take their fresh prior (an
