@@ -9,7 +9,11 @@
 // parallel pass normalises. Backward: one pass for the two per-plane sums (sum dy, sum dy * (x - mean)), one pass
 // writing dx; grad weight / bias are those sums reduced over N.
 // float16 / bfloat16 are converted to float in small chunks; all arithmetic is float (double for double).
+// float / double outputs (y, dx) of at least half the last-level cache are written with streaming stores
+// (cpu_stream.h): the same values, without the read-for-ownership and without evicting the input.
 #include "instance_norm_act.h"
+
+#include "cpu_stream.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -85,9 +89,13 @@ ZOO_INLINE void plane_sums_impl(const T* __restrict__ x, int64_t n, T pivot, dou
   out_ss += SS;
 }
 
-template <typename T>
+template <bool Stream, typename T>
 ZOO_INLINE void plane_apply_impl(const T* __restrict__ x, T* __restrict__ out, int64_t n, T mean, T a, T b, T slope) {
-  for (int64_t i = 0; i < n; ++i) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const Vec64<T> vm = Vec64<T>{} + mean, va = Vec64<T>{} + a, vb = Vec64<T>{} + b, vs = Vec64<T>{} + slope;
+  int64_t i = 0;
+  for (; i + L <= n; i += L) put64<Stream, T>(out + i, leaky64<T>((load64<T>(x + i) - vm) * va + vb, vs));
+  for (; i < n; ++i) {
     const T y = (x[i] - mean) * a + b;
     out[i] = leaky(y, slope);
   }
@@ -126,10 +134,20 @@ ZOO_INLINE void plane_bwd_sums_impl(const T* __restrict__ g, const T* __restrict
   out_sgx += SGX;
 }
 
-template <typename T>
+template <bool Stream, typename T>
 ZOO_INLINE void plane_bwd_apply_impl(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ gx, int64_t n,
                                      T mean, T a, T b, T slope, T A, T B, T C) {
-  for (int64_t i = 0; i < n; ++i) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const Vec64<T> vm = Vec64<T>{} + mean, va = Vec64<T>{} + a, vb = Vec64<T>{} + b, zero = {};
+  const Vec64<T> one = Vec64<T>{} + T(1), vs = Vec64<T>{} + slope, vA = Vec64<T>{} + A, vB = Vec64<T>{} + B,
+                 vC = Vec64<T>{} + C;
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const Vec64<T> xc = load64<T>(x + i) - vm;
+    const Vec64<T> gy = load64<T>(g + i) * (xc * va + vb > zero ? one : vs);
+    put64<Stream, T>(gx + i, vA * (gy - vC) + vB * xc);
+  }
+  for (; i < n; ++i) {
     const T xc = x[i] - mean;
     const T y = xc * a + b;
     const T gy = g[i] * (y > T(0) ? T(1) : slope);
@@ -145,7 +163,7 @@ ZOO_INLINE void plane_bwd_apply_impl(const T* __restrict__ g, const T* __restric
 template <typename T>
 ZOO_INLINE void planes_forward_impl(const T* __restrict__ x, T* __restrict__ out, int64_t p0, int64_t p1, int64_t M,
                                     int64_t C, const T* w, const T* b, double eps, T slope, T* __restrict__ mean_out,
-                                    T* __restrict__ rstd_out) {
+                                    T* __restrict__ rstd_out, bool stream) {
   const int64_t group = std::clamp<int64_t>(kBlock / M, 1, kGroup);
   const double inv_M = 1.0 / static_cast<double>(M);
   for (int64_t q = p0; q < p1; q += group) {
@@ -160,17 +178,22 @@ ZOO_INLINE void planes_forward_impl(const T* __restrict__ x, T* __restrict__ out
     }
     for (int64_t p = q; p < qe; ++p) {
       const int64_t c = p % C;
-      plane_apply_impl<T>(x + p * M, out + p * M, M, mean_out[p], rstd_out[p] * (w ? w[c] : T(1)), b ? b[c] : T(0),
-                          slope);
+      const T a = rstd_out[p] * (w ? w[c] : T(1)), bc = b ? b[c] : T(0);
+      if (stream) {
+        plane_apply_impl<true, T>(x + p * M, out + p * M, M, mean_out[p], a, bc, slope);
+      } else {
+        plane_apply_impl<false, T>(x + p * M, out + p * M, M, mean_out[p], a, bc, slope);
+      }
     }
   }
+  if (stream) stream_fence();
 }
 
 template <typename T>
 ZOO_INLINE void planes_backward_impl(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ gx, int64_t p0,
                                      int64_t p1, int64_t M, int64_t C, const T* mean_in, const T* rstd_in,
                                      const T* w, const T* b, T slope, double* __restrict__ sg_out,
-                                     double* __restrict__ sgx_out) {
+                                     double* __restrict__ sgx_out, bool stream) {
   const int64_t group = std::clamp<int64_t>(kBlock / M, 1, kGroup);
   const double inv_M = 1.0 / static_cast<double>(M);
   for (int64_t q = p0; q < p1; q += group) {
@@ -188,10 +211,15 @@ ZOO_INLINE void planes_backward_impl(const T* __restrict__ g, const T* __restric
       const T wc = w ? w[c] : T(1);
       T A, B, Cc;
       bwd_coeffs(sg_out[p], sgx_out[p], rstd_in[p], wc, inv_M, A, B, Cc);
-      plane_bwd_apply_impl<T>(g + p * M, x + p * M, gx + p * M, M, mean_in[p], rstd_in[p] * wc, b ? b[c] : T(0),
-                              slope, A, B, Cc);
+      const T a = rstd_in[p] * wc, bc = b ? b[c] : T(0);
+      if (stream) {
+        plane_bwd_apply_impl<true, T>(g + p * M, x + p * M, gx + p * M, M, mean_in[p], a, bc, slope, A, B, Cc);
+      } else {
+        plane_bwd_apply_impl<false, T>(g + p * M, x + p * M, gx + p * M, M, mean_in[p], a, bc, slope, A, B, Cc);
+      }
     }
   }
+  if (stream) stream_fence();
 }
 
 // ---------------------------------------------------------------- channels-last: dense rows of C channels
@@ -225,7 +253,7 @@ ZOO_INLINE void rows_sums_impl(const T* __restrict__ x, int64_t rows, int64_t C,
   }
 }
 
-template <typename T>
+template <bool Stream, typename T>
 ZOO_INLINE void rows_apply_impl(const T* __restrict__ x, T* __restrict__ out, int64_t rows, int64_t C,
                                 const T* __restrict__ mean, const T* __restrict__ a, const T* __restrict__ b,
                                 T slope) {
@@ -238,8 +266,8 @@ ZOO_INLINE void rows_apply_impl(const T* __restrict__ x, T* __restrict__ out, in
     for (int64_t r = 0; r < rows; ++r) {
       const Vec64<T> y0 = (load64<T>(x + r * C + j) - m0) * a0 + b0;
       const Vec64<T> y1 = (load64<T>(x + r * C + j + L) - m1) * a1 + b1;
-      store64<T>(out + r * C + j, leaky64<T>(y0, vs));
-      store64<T>(out + r * C + j + L, leaky64<T>(y1, vs));
+      put64<Stream, T>(out + r * C + j, leaky64<T>(y0, vs));
+      put64<Stream, T>(out + r * C + j + L, leaky64<T>(y1, vs));
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
@@ -283,7 +311,7 @@ ZOO_INLINE void rows_bwd_sums_impl(const T* __restrict__ g, const T* __restrict_
   }
 }
 
-template <typename T>
+template <bool Stream, typename T>
 ZOO_INLINE void rows_bwd_apply_impl(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ gx,
                                     int64_t rows, int64_t C, const T* __restrict__ mean, const T* __restrict__ a,
                                     const T* __restrict__ b, T slope, const T* __restrict__ A,
@@ -297,7 +325,7 @@ ZOO_INLINE void rows_bwd_apply_impl(const T* __restrict__ g, const T* __restrict
     for (int64_t r = 0; r < rows; ++r) {
       const Vec64<T> xc = load64<T>(x + r * C + j) - m;
       const Vec64<T> gy = load64<T>(g + r * C + j) * (xc * av + bv > zero ? one : vs);
-      store64<T>(gx + r * C + j, Av * (gy - Cv) + Bv * xc);
+      put64<Stream, T>(gx + r * C + j, Av * (gy - Cv) + Bv * xc);
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
@@ -315,7 +343,7 @@ ZOO_CLONES void plane_sums(const float* x, int64_t n, float pivot, double& s, do
   plane_sums_impl<float>(x, n, pivot, s, ss);
 }
 ZOO_CLONES void plane_apply(const float* x, float* out, int64_t n, float mean, float a, float b, float slope) {
-  plane_apply_impl<float>(x, out, n, mean, a, b, slope);
+  plane_apply_impl<false, float>(x, out, n, mean, a, b, slope);
 }
 ZOO_CLONES void plane_bwd_sums(const float* g, const float* x, int64_t n, float mean, float a, float b, float slope,
                                double& sg, double& sgx) {
@@ -323,33 +351,42 @@ ZOO_CLONES void plane_bwd_sums(const float* g, const float* x, int64_t n, float 
 }
 ZOO_CLONES void plane_bwd_apply(const float* g, const float* x, float* gx, int64_t n, float mean, float a, float b,
                                 float slope, float A, float B, float C) {
-  plane_bwd_apply_impl<float>(g, x, gx, n, mean, a, b, slope, A, B, C);
+  plane_bwd_apply_impl<false, float>(g, x, gx, n, mean, a, b, slope, A, B, C);
 }
 
 #define ZOO_DEFINE_KERNELS(T)                                                                                     \
   ZOO_CLONES void planes_forward(const T* x, T* out, int64_t p0, int64_t p1, int64_t M, int64_t C, const T* w,    \
-                                 const T* b, double eps, T slope, T* mean, T* rstd) {                             \
-    planes_forward_impl<T>(x, out, p0, p1, M, C, w, b, eps, slope, mean, rstd);                                   \
+                                 const T* b, double eps, T slope, T* mean, T* rstd, bool stream) {                \
+    planes_forward_impl<T>(x, out, p0, p1, M, C, w, b, eps, slope, mean, rstd, stream);                           \
   }                                                                                                               \
   ZOO_CLONES void planes_backward(const T* g, const T* x, T* gx, int64_t p0, int64_t p1, int64_t M, int64_t C,    \
                                   const T* mean, const T* rstd, const T* w, const T* b, T slope, double* sg,      \
-                                  double* sgx) {                                                                  \
-    planes_backward_impl<T>(g, x, gx, p0, p1, M, C, mean, rstd, w, b, slope, sg, sgx);                            \
+                                  double* sgx, bool stream) {                                                     \
+    planes_backward_impl<T>(g, x, gx, p0, p1, M, C, mean, rstd, w, b, slope, sg, sgx, stream);                    \
   }                                                                                                               \
   ZOO_CLONES void rows_sums(const T* x, int64_t rows, int64_t C, const T* pivot, T* s, T* ss) {                   \
     rows_sums_impl<T>(x, rows, C, pivot, s, ss);                                                                  \
   }                                                                                                               \
   ZOO_CLONES void rows_apply(const T* x, T* out, int64_t rows, int64_t C, const T* mean, const T* a, const T* b,  \
-                             T slope) {                                                                           \
-    rows_apply_impl<T>(x, out, rows, C, mean, a, b, slope);                                                       \
+                             T slope, bool stream) {                                                              \
+    if (stream) {                                                                                                 \
+      rows_apply_impl<true, T>(x, out, rows, C, mean, a, b, slope);                                               \
+    } else {                                                                                                      \
+      rows_apply_impl<false, T>(x, out, rows, C, mean, a, b, slope);                                              \
+    }                                                                                                             \
   }                                                                                                               \
   ZOO_CLONES void rows_bwd_sums(const T* g, const T* x, int64_t rows, int64_t C, const T* mean, const T* a,       \
                                 const T* b, T slope, T* sg, T* sgx) {                                             \
     rows_bwd_sums_impl<T>(g, x, rows, C, mean, a, b, slope, sg, sgx);                                             \
   }                                                                                                               \
   ZOO_CLONES void rows_bwd_apply(const T* g, const T* x, T* gx, int64_t rows, int64_t C, const T* mean,           \
-                                 const T* a, const T* b, T slope, const T* A, const T* B, const T* Cc) {          \
-    rows_bwd_apply_impl<T>(g, x, gx, rows, C, mean, a, b, slope, A, B, Cc);                                       \
+                                 const T* a, const T* b, T slope, const T* A, const T* B, const T* Cc,            \
+                                 bool stream) {                                                                   \
+    if (stream) {                                                                                                 \
+      rows_bwd_apply_impl<true, T>(g, x, gx, rows, C, mean, a, b, slope, A, B, Cc);                               \
+    } else {                                                                                                      \
+      rows_bwd_apply_impl<false, T>(g, x, gx, rows, C, mean, a, b, slope, A, B, Cc);                              \
+    }                                                                                                             \
   }
 
 ZOO_DEFINE_KERNELS(float)
@@ -366,8 +403,9 @@ void forward_planes(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>*
   const int64_t grain = std::max<int64_t>(1, 32768 / M);
   const double inv_M = 1.0 / static_cast<double>(M);
   if constexpr (!is_reduced<scalar_t>) {
+    const bool stream = use_stream_stores(out, N * C * M * int64_t(sizeof(scalar_t)), M * int64_t(sizeof(scalar_t)));
     at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
-      planes_forward(x, out, begin, end, M, C, w, b, eps, static_cast<T>(slope), mean_out, rstd_out);
+      planes_forward(x, out, begin, end, M, C, w, b, eps, static_cast<T>(slope), mean_out, rstd_out, stream);
     });
   } else {
     at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
@@ -476,6 +514,8 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
   using T = at::opmath_type<scalar_t>;
   const int64_t parts = row_parts(N, S, C), rb = rows_per_block(C);
   const double inv_S = 1.0 / static_cast<double>(S);
+  const bool stream = !is_reduced<scalar_t> &&
+                      use_stream_stores(out, N * S * C * int64_t(sizeof(scalar_t)), C * int64_t(sizeof(scalar_t)));
   // buf: per part C shifted sums then C shifted sums of squares; mean, scale, shift per channel
   // shifted sums of part k of sample n's rows around the sample's first row (the same pivot in every part)
   auto stats = [&](int64_t n, int64_t k, RowScratch<scalar_t>& sc, SampleBuf<scalar_t>& buf) {
@@ -525,12 +565,13 @@ void forward_rows(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>* m
       const int64_t rows = std::min(rb, r1 - r);
       if constexpr (is_reduced<scalar_t>) {
         to_float(xn + r * C, rows * C, sc.b1.data());
-        rows_apply(sc.b1.data(), sc.b2.data(), rows, C, cf, cf + C, cf + 2 * C, T(slope));
+        rows_apply(sc.b1.data(), sc.b2.data(), rows, C, cf, cf + C, cf + 2 * C, T(slope), false);
         from_float(sc.b2.data(), rows * C, on + r * C);
       } else {
-        rows_apply(xn + r * C, on + r * C, rows, C, cf, cf + C, cf + 2 * C, T(slope));
+        rows_apply(xn + r * C, on + r * C, rows, C, cf, cf + C, cf + 2 * C, T(slope), stream);
       }
     }
+    if (stream) stream_fence();
   };
   auto prepare = [](int64_t, SampleBuf<scalar_t>&) {};
   run_rows<scalar_t>(N, S, C, parts, rb, 3, prepare, stats, finish, apply);
@@ -546,8 +587,10 @@ void backward_planes(const scalar_t* g, const scalar_t* x, scalar_t* gx, const a
   const int64_t grain = std::max<int64_t>(1, 16384 / M);
   const double inv_M = 1.0 / static_cast<double>(M);
   if constexpr (!is_reduced<scalar_t>) {
+    const bool stream = use_stream_stores(gx, N * C * M * int64_t(sizeof(scalar_t)), M * int64_t(sizeof(scalar_t)));
     at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
-      planes_backward(g, x, gx, begin, end, M, C, mean_in, rstd_in, w, b, static_cast<T>(slope), sg_out, sgx_out);
+      planes_backward(g, x, gx, begin, end, M, C, mean_in, rstd_in, w, b, static_cast<T>(slope), sg_out, sgx_out,
+                      stream);
     });
   } else {
     at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
@@ -591,6 +634,8 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
   const int64_t parts = row_parts(N, S, C), rb = rows_per_block(C);
   const double inv_S = 1.0 / static_cast<double>(S);
   const T sl = static_cast<T>(slope);
+  const bool stream = !is_reduced<scalar_t> &&
+                      use_stream_stores(gx, N * S * C * int64_t(sizeof(scalar_t)), C * int64_t(sizeof(scalar_t)));
   // buf: per part C sums of dy then C sums of dy * (x - mean); per channel the forward's mean, scale, shift, then
   // dx's A, B, C coefficients
   auto prepare = [&](int64_t n, SampleBuf<scalar_t>& buf) {
@@ -648,13 +693,14 @@ void backward_rows(const scalar_t* g, const scalar_t* x, scalar_t* gx, const at:
         to_float(g + off + r * C, rows * C, sc.b1.data());
         to_float(x + off + r * C, rows * C, sc.b2.data());
         rows_bwd_apply(sc.b1.data(), sc.b2.data(), sc.b3.data(), rows, C, cf, cf + C, cf + 2 * C, sl, cf + 3 * C,
-                       cf + 4 * C, cf + 5 * C);
+                       cf + 4 * C, cf + 5 * C, false);
         from_float(sc.b3.data(), rows * C, gx + off + r * C);
       } else {
         rows_bwd_apply(g + off + r * C, x + off + r * C, gx + off + r * C, rows, C, cf, cf + C, cf + 2 * C, sl,
-                       cf + 3 * C, cf + 4 * C, cf + 5 * C);
+                       cf + 3 * C, cf + 4 * C, cf + 5 * C, stream);
       }
     }
+    if (stream) stream_fence();
   };
   run_rows<scalar_t>(N, S, C, parts, rb, 6, prepare, stats, finish, apply);
 }
