@@ -10,7 +10,7 @@ from zoo.cli.main import main
 from zoo.errors import ConfigError
 
 TINY = ["--quick", "--shape", "2x4x8x8", "--only", "instance_norm_act fwd 2x4x8x8 nchw", "--rounds", "2",
-        "--no-fused", "--no-compile", "--no-models", "--no-steady-alloc"]
+        "--no-fused", "--no-compile", "--no-nn", "--no-models", "--no-steady-alloc"]
 
 
 def test_quick_cli_on_one_tiny_case(tmp_path, capsys):
@@ -31,6 +31,19 @@ def test_quick_cli_on_one_tiny_case(tmp_path, capsys):
     assert "| instance_norm_act fwd 2x4x8x8 nchw | eager |" in printed
     assert (tmp_path / "r.md").read_text() in printed
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_nn_variant_runs_for_instance_norm_only(tmp_path):
+    """The nn variant (PyTorch's own instance norm + LeakyReLU) is timed beside eager; bias_leaky_relu has none."""
+    out = tmp_path / "r.json"
+    args = [a for a in TINY if a != "--no-nn"]
+    args[args.index("--only") + 1] = "fwd 2x4x8x8 nchw"
+    assert main(["bench", *args, "--json", str(out)]) == 0
+    rows = [r for r in json.loads(out.read_text())["ops"] if r["device"] == "cpu"]
+    variants = {(r["op"], r["variant"]) for r in rows}
+    assert variants == {("instance_norm_act", "eager"), ("instance_norm_act", "nn"), ("bias_leaky_relu", "eager")}
+    nn = next(r for r in rows if r["variant"] == "nn")
+    assert nn["status"] == "ok" and nn["speedup_nn"] == pytest.approx(1.0) and nn["speedup_eager"] > 0
 
 
 @pytest.mark.slow  # loads (and, on a fresh machine, JIT-builds) the C++ ops

@@ -88,11 +88,12 @@ def _row(variant, median, op="instance_norm_act", mode="fwd", layout="nchw", dev
 
 
 def test_speedups_are_baseline_over_variant():
-    rows = [_row("fused", 1.0), _row("eager", 3.0), _row("compile", 1.5)]
+    rows = [_row("fused", 1.0), _row("eager", 3.0), _row("compile", 1.5), _row("nn", 6.0)]
     _add_speedups(rows)
     fused = rows[0]
     assert fused["speedup_eager"] == pytest.approx(3.0)
     assert fused["speedup_compile"] == pytest.approx(1.5)
+    assert fused["speedup_nn"] == pytest.approx(6.0)
     assert rows[1]["speedup_eager"] == pytest.approx(1.0)
 
 
@@ -156,7 +157,29 @@ def test_unavailable_fused_reason_is_reported_by_targets():
 
 
 def test_every_target_has_a_known_metric():
-    assert {t.metric for t in TARGETS} <= {"speedup_eager", "speedup_compile"}
+    assert {t.metric for t in TARGETS} <= {"speedup_eager", "speedup_compile", "speedup_nn"}
+
+
+def test_nn_targets_are_judged_on_the_nn_ratio():
+    rows = [_row("fused", 1.0, layout="channels_last"), _row("eager", 3.0, layout="channels_last"),
+            _row("nn", 12.0, layout="channels_last")]
+    _add_speedups(rows)
+    assert _summary(rows, "instance_norm_act channels_last forward >= 5x nn")["status"] == "met"
+    assert _summary(rows, "instance_norm_act channels_last forward >= 5x eager")["status"] == "missed"
+    assert _summary(rows, "instance_norm_act fwd+bwd >= 2.5x nn")["status"] == "not measured"
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_nn_variant_is_pytorch_instance_norm_with_the_reference_values(layout):
+    """The nn baseline computes what the fused op computes (values; PyTorch returns NCHW for channels_last)."""
+    from zoo.bench.cases import _torch_instance_norm_act
+    from zoo.ops import reference
+
+    x = torch.randn(2, 3, 5, 7)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(_torch_instance_norm_act(x, negative_slope=0.2),
+                               reference.instance_norm_act(x, negative_slope=0.2))
 
 
 def test_case_matrix():

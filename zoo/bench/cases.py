@@ -1,4 +1,6 @@
-"""Op-level benchmark cases and their three variants: fused (cpp backend), eager (reference), torch.compile(reference).
+"""Op-level benchmark cases and their variants: fused (cpp backend), eager (reference), torch.compile(reference),
+and for instance_norm_act also nn (PyTorch's own F.instance_norm + F.leaky_relu, as nn.InstanceNorm2d and
+nn.LeakyReLU run them: the eager baseline the fused-ops issue measured its targets from).
 
 The same definitions feed `zoo bench` and the pytest-benchmark modules in benchmarks/, so both time the same code.
 """
@@ -16,7 +18,10 @@ from zoo.bench.timing import Variant
 OPS = ("instance_norm_act", "bias_leaky_relu")
 MODES = ("fwd", "fwd+bwd")
 LAYOUTS = ("nchw", "channels_last")
-VARIANTS = ("fused", "eager", "compile")
+VARIANTS = ("fused", "eager", "compile", "nn")
+#: Variants that exist for one op only: PyTorch has a layer for instance norm, but none for a fused bias + LeakyReLU
+#: (its plain composition is the reference, i.e. `eager`).
+OP_VARIANTS = {"nn": ("instance_norm_act",)}
 SHAPES: tuple[tuple[int, int, int, int], ...] = (
     (1, 64, 256, 256),
     (1, 128, 128, 128),
@@ -57,9 +62,13 @@ class OpCase:
     def shape_str(self) -> str:
         return "x".join(str(s) for s in self.shape)
 
+    def has_variant(self, name: str) -> bool:
+        """Whether variant `name` exists for this case's op."""
+        return self.op in OP_VARIANTS.get(name, OPS)
+
     @property
     def key(self) -> str:
-        """Stable text id, also the pytest-benchmark group: the three variants of a case share it."""
+        """Stable text id, also the pytest-benchmark group: the variants of a case share it."""
         return f"{self.op} {self.mode} {self.shape_str} {self.layout} {self.device}"
 
 
@@ -159,11 +168,19 @@ def _apply(case: OpCase, fn: Callable, inputs: CaseInputs) -> Callable[[], objec
     return forward_backward
 
 
-def make_variants(case: OpCase, inputs: CaseInputs, *, include: tuple[str, ...] = VARIANTS) -> tuple[
+def _torch_instance_norm_act(x: torch.Tensor, *, negative_slope: float) -> torch.Tensor:
+    """nn.InstanceNorm2d(affine=False) + nn.LeakyReLU as PyTorch computes them (NCHW output for any input layout)."""
+    return torch.nn.functional.leaky_relu(torch.nn.functional.instance_norm(x, eps=1e-5), negative_slope)
+
+
+def make_variants(case: OpCase, inputs: CaseInputs, *, include: tuple[str, ...] | None = None) -> tuple[
     list[Variant], dict[str, str], dict[str, float]
 ]:
-    """Build the runnable variants of `case`; also returns {variant: reason} for those that cannot run, and the
-    seconds the first torch.compile call took (compilation) under key "compile"."""
+    """Build the runnable variants of `case` (`include`, default: all that exist for its op); also returns
+    {variant: reason} for those that cannot run, and the seconds the first torch.compile call took (compilation)
+    under key "compile"."""
+    if include is None:
+        include = tuple(v for v in VARIANTS if case.has_variant(v))
     ops = _ops()
     from zoo.ops import reference
 
@@ -180,6 +197,10 @@ def make_variants(case: OpCase, inputs: CaseInputs, *, include: tuple[str, ...] 
             variants.append(Variant(name, _apply(case, public, inputs), lambda: ops.use_backend("cpp")))
         elif name == "eager":
             variants.append(Variant(name, _apply(case, public, inputs), lambda: ops.use_backend("reference")))
+        elif name == "nn":
+            if not case.has_variant(name):
+                raise ValueError(f"variant {name!r} does not exist for {case.op}")
+            variants.append(Variant(name, _apply(case, _torch_instance_norm_act, inputs)))
         elif name == "compile":
             torch._dynamo.reset()  # one case's graphs at a time: no recompile limit, no automatic dynamic shapes
             compiled = torch.compile(getattr(reference, case.op), dynamic=False, fullgraph=True)

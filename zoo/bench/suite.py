@@ -52,11 +52,12 @@ def run_op_case(case: OpCase, cfg: Config, copy: dict, same_size_copy: dict | No
     base = {"key": case.key, "op": case.op, "mode": case.mode, "shape": list(case.shape), "shape_str": case.shape_str,
             "layout": case.layout, "device": case.device}
     inputs = CaseInputs(case)
-    variants, unavailable, setup_s = make_variants(case, inputs, include=cfg.variants)
+    names = tuple(v for v in cfg.variants if case.has_variant(v))
+    variants, unavailable, setup_s = make_variants(case, inputs, include=names)
     timings = measure(variants, rounds=cfg.rounds, sample_s=cfg.sample_s, device=case.device) if variants else {}
     nbytes = bandwidth.ideal_bytes(case.op, case.mode, case.shape)
     rows = []
-    for name in cfg.variants:
+    for name in names:
         row = {**base, "variant": name}
         if name in unavailable:
             row.update(status="not available", reason=unavailable[name])
@@ -78,14 +79,14 @@ def run_op_case(case: OpCase, cfg: Config, copy: dict, same_size_copy: dict | No
 
 
 def _add_speedups(rows: list[dict]) -> None:
-    """speedup_eager / speedup_compile = baseline median / this median, within one case (and *_best: ratio of the
-    fastest rounds, a cross-check that is less sensitive to other processes on a shared machine)."""
+    """speedup_eager / speedup_compile / speedup_nn = baseline median / this median, within one case (and *_best:
+    ratio of the fastest rounds, a cross-check that is less sensitive to other processes on a shared machine)."""
     med = {r["variant"]: r["median_ms"] for r in rows if r["status"] == "ok"}
     best = {r["variant"]: r["min_ms"] for r in rows if r["status"] == "ok" and "min_ms" in r}
     for r in rows:
         if r["status"] != "ok":
             continue
-        for base, key in (("eager", "speedup_eager"), ("compile", "speedup_compile")):
+        for base, key in (("eager", "speedup_eager"), ("compile", "speedup_compile"), ("nn", "speedup_nn")):
             if base in med:
                 r[key] = med[base] / r["median_ms"]
             if base in best and r["variant"] in best:

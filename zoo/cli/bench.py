@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     p.add_argument("--no-fused", action="store_true", help="skip the fused (cpp backend) variant")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    p.add_argument("--no-nn", action="store_true",
+                   help="skip the nn variant (PyTorch's F.instance_norm + F.leaky_relu, instance_norm_act only)")
     p.add_argument("--no-models", action="store_true", help="skip the model-level benchmark")
     p.add_argument("--no-steady-alloc", action="store_true",
                    help="let glibc return large freed buffers to the OS (outputs then page-fault on every call)")
@@ -54,7 +56,7 @@ def canonical_command(args: argparse.Namespace) -> str:
                       else str(getattr(args, flag))]
     for shape in args.shape or []:
         parts += ["--shape", shape]
-    for flag in ("no_fused", "no_compile", "no_models", "no_steady_alloc"):
+    for flag in ("no_fused", "no_compile", "no_nn", "no_models", "no_steady_alloc"):
         if getattr(args, flag):
             parts.append("--" + flag.replace("_", "-"))
     for flag in ("json", "markdown", "chart"):
