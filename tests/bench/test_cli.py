@@ -10,7 +10,7 @@ from zoo.cli.main import main
 from zoo.errors import ConfigError
 
 TINY = ["--quick", "--shape", "2x4x8x8", "--only", "instance_norm_act fwd 2x4x8x8 nchw", "--rounds", "2",
-        "--no-fused", "--no-compile", "--no-nn", "--no-models", "--no-steady-alloc"]
+        "--no-fused", "--no-compile", "--no-nn", "--no-nn-compile", "--no-models", "--no-steady-alloc"]
 
 
 def test_quick_cli_on_one_tiny_case(tmp_path, capsys):
@@ -49,16 +49,18 @@ def test_nn_variant_runs_for_instance_norm_only(tmp_path):
 @pytest.mark.slow  # loads (and, on a fresh machine, JIT-builds) the C++ ops
 def test_fused_and_compile_variants_side_by_side(tmp_path):
     out = tmp_path / "r.json"
-    args = [a for a in TINY if a not in ("--no-fused", "--no-compile")]
+    args = [a for a in TINY if a not in ("--no-fused", "--no-compile", "--no-nn-compile")]
     assert main(["bench", *args, "--json", str(out)]) == 0
     rows = {r["variant"]: r for r in json.loads(out.read_text())["ops"] if r["device"] == "cpu"}
-    assert list(rows) == ["fused", "eager", "compile"]
-    assert rows["compile"]["status"] == "ok" and rows["compile"]["compile_s"] > 0
+    assert list(rows) == ["fused", "eager", "compile", "nn-compile"]
+    for name in ("compile", "nn-compile"):
+        assert rows[name]["status"] == "ok" and rows[name]["compile_s"] > 0
     fused = rows["fused"]
     if fused["status"] == "ok":
-        assert fused["speedup_eager"] > 0 and fused["speedup_compile"] > 0
+        assert fused["speedup_eager"] > 0 and fused["speedup_compile"] > 0 and fused["speedup_nn_compile"] > 0
         assert set(fused["targets"]) == {"instance_norm_act forward >= 2.5x eager",
-                                         "instance_norm_act forward >= 1.0x torch.compile"}
+                                         "instance_norm_act forward >= 1.0x torch.compile",
+                                         "instance_norm_act forward >= 1.0x torch.compile(nn)"}
     else:  # no compiler, build failure...: the row says why, in backend_info()'s words
         assert fused["status"] == "not available" and fused["reason"].startswith("cpp backend not available")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from zoo.bench import bandwidth, machine
-from zoo.bench.cases import OpCase, op_cases
+from zoo.bench.cases import CaseInputs, OpCase, make_variants, op_cases
 from zoo.bench.report import read_json, render_markdown, write_chart, write_json, write_markdown
 from zoo.bench.suite import _add_speedups
 from zoo.bench.targets import TARGETS, evaluate, row_checks
@@ -88,12 +88,13 @@ def _row(variant, median, op="instance_norm_act", mode="fwd", layout="nchw", dev
 
 
 def test_speedups_are_baseline_over_variant():
-    rows = [_row("fused", 1.0), _row("eager", 3.0), _row("compile", 1.5), _row("nn", 6.0)]
+    rows = [_row("fused", 1.0), _row("eager", 3.0), _row("compile", 1.5), _row("nn", 6.0), _row("nn-compile", 2.0)]
     _add_speedups(rows)
     fused = rows[0]
     assert fused["speedup_eager"] == pytest.approx(3.0)
     assert fused["speedup_compile"] == pytest.approx(1.5)
     assert fused["speedup_nn"] == pytest.approx(6.0)
+    assert fused["speedup_nn_compile"] == pytest.approx(2.0)
     assert rows[1]["speedup_eager"] == pytest.approx(1.0)
 
 
@@ -157,7 +158,7 @@ def test_unavailable_fused_reason_is_reported_by_targets():
 
 
 def test_every_target_has_a_known_metric():
-    assert {t.metric for t in TARGETS} <= {"speedup_eager", "speedup_compile", "speedup_nn"}
+    assert {t.metric for t in TARGETS} <= {"speedup_eager", "speedup_compile", "speedup_nn", "speedup_nn_compile"}
 
 
 def test_nn_targets_are_judged_on_the_nn_ratio():
@@ -167,6 +168,16 @@ def test_nn_targets_are_judged_on_the_nn_ratio():
     assert _summary(rows, "instance_norm_act channels_last forward >= 5x nn")["status"] == "met"
     assert _summary(rows, "instance_norm_act channels_last forward >= 5x eager")["status"] == "missed"
     assert _summary(rows, "instance_norm_act fwd+bwd >= 2.5x nn")["status"] == "not measured"
+
+
+def test_make_variants_refuses_unknown_and_missing_variants():
+    case = OpCase("bias_leaky_relu", (1, 2, 3, 3))
+    inputs = CaseInputs(case)
+    with pytest.raises(ValueError, match="'nn' does not exist for bias_leaky_relu"):
+        make_variants(case, inputs, include=("nn",))
+    with pytest.raises(ValueError, match="unknown variant 'numba'"):
+        make_variants(case, inputs, include=("numba",))
+    assert [v.name for v in make_variants(case, inputs, include=("eager",))[0]] == ["eager"]
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])

@@ -1,6 +1,7 @@
 """Op-level benchmark cases and their variants: fused (cpp backend), eager (reference), torch.compile(reference),
 and for instance_norm_act also nn (PyTorch's own F.instance_norm + F.leaky_relu, as nn.InstanceNorm2d and
-nn.LeakyReLU run them: the eager baseline the fused-ops issue measured its targets from).
+nn.LeakyReLU run them: the eager baseline the fused-ops issue measured its targets from) and nn-compile
+(torch.compile of that).
 
 The same definitions feed `zoo bench` and the pytest-benchmark modules in benchmarks/, so both time the same code.
 """
@@ -18,10 +19,12 @@ from zoo.bench.timing import Variant
 OPS = ("instance_norm_act", "bias_leaky_relu")
 MODES = ("fwd", "fwd+bwd")
 LAYOUTS = ("nchw", "channels_last")
-VARIANTS = ("fused", "eager", "compile", "nn")
+VARIANTS = ("fused", "eager", "compile", "nn", "nn-compile")
 #: Variants that exist for one op only: PyTorch has a layer for instance norm, but none for a fused bias + LeakyReLU
 #: (its plain composition is the reference, i.e. `eager`).
-OP_VARIANTS = {"nn": ("instance_norm_act",)}
+OP_VARIANTS = {"nn": ("instance_norm_act",), "nn-compile": ("instance_norm_act",)}
+#: The variants that run torch.compile (seconds of compilation each).
+COMPILED = ("compile", "nn-compile")
 SHAPES: tuple[tuple[int, int, int, int], ...] = (
     (1, 64, 256, 256),
     (1, 128, 128, 128),
@@ -177,10 +180,16 @@ def make_variants(case: OpCase, inputs: CaseInputs, *, include: tuple[str, ...] 
     list[Variant], dict[str, str], dict[str, float]
 ]:
     """Build the runnable variants of `case` (`include`, default: all that exist for its op); also returns
-    {variant: reason} for those that cannot run, and the seconds the first torch.compile call took (compilation)
-    under key "compile"."""
+    {variant: reason} for those that cannot run, and the seconds each compiled variant's first call took
+    (compilation)."""
     if include is None:
         include = tuple(v for v in VARIANTS if case.has_variant(v))
+    unknown = [n for n in include if n not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant {unknown[0]!r}; expected one of {VARIANTS}")
+    missing = [n for n in include if not case.has_variant(n)]
+    if missing:
+        raise ValueError(f"variant {missing[0]!r} does not exist for {case.op}")
     ops = _ops()
     from zoo.ops import reference
 
@@ -188,6 +197,8 @@ def make_variants(case: OpCase, inputs: CaseInputs, *, include: tuple[str, ...] 
     variants: list[Variant] = []
     unavailable: dict[str, str] = {}
     setup_s: dict[str, float] = {}
+    if any(n in COMPILED for n in include):
+        torch._dynamo.reset()  # one case's graphs at a time: no recompile limit, no automatic dynamic shapes
     for name in include:
         if name == "fused":
             reason = fused_unavailable_reason(case.device)
@@ -198,13 +209,10 @@ def make_variants(case: OpCase, inputs: CaseInputs, *, include: tuple[str, ...] 
         elif name == "eager":
             variants.append(Variant(name, _apply(case, public, inputs), lambda: ops.use_backend("reference")))
         elif name == "nn":
-            if not case.has_variant(name):
-                raise ValueError(f"variant {name!r} does not exist for {case.op}")
             variants.append(Variant(name, _apply(case, _torch_instance_norm_act, inputs)))
-        elif name == "compile":
-            torch._dynamo.reset()  # one case's graphs at a time: no recompile limit, no automatic dynamic shapes
-            compiled = torch.compile(getattr(reference, case.op), dynamic=False, fullgraph=True)
-            call = _apply(case, compiled, inputs)
+        else:  # compiled: the reference composition, or PyTorch's own layers
+            fn = getattr(reference, case.op) if name == "compile" else _torch_instance_norm_act
+            call = _apply(case, torch.compile(fn, dynamic=False, fullgraph=True), inputs)
             t0 = time.perf_counter()
             try:
                 call()
@@ -213,6 +221,4 @@ def make_variants(case: OpCase, inputs: CaseInputs, *, include: tuple[str, ...] 
                 continue
             setup_s[name] = time.perf_counter() - t0
             variants.append(Variant(name, call))
-        else:
-            raise ValueError(f"unknown variant {name!r}; expected one of {VARIANTS}")
     return variants, unavailable, setup_s

@@ -12,7 +12,10 @@ from zoo.io import atomic_write
 
 SCHEMA = "zoo-bench/1"
 REQUIRED_KEYS = ("schema", "machine", "bandwidth", "ops", "models")
-COLORS = {"fused": "tab:green", "compile": "tab:blue", "eager": "tab:gray", "nn": "tab:orange"}
+COLORS = {"fused": "tab:green", "compile": "tab:blue", "eager": "tab:gray", "nn": "tab:orange",
+          "nn-compile": "tab:purple"}
+#: The baselines each row is compared with: (variant, column title).
+BASELINES = (("eager", "eager"), ("compile", "compile"), ("nn", "nn"), ("nn-compile", "nn-compile"))
 
 
 def write_json(report: dict, path: str | os.PathLike) -> Path:
@@ -81,24 +84,27 @@ def _was_busy(report: dict) -> bool:
 
 def ops_table(rows: list[dict]) -> list[str]:
     """Markdown table of the op rows: one line per case and variant, the variants of a case together."""
+    titles = [t for _, t in BASELINES]
     lines = [
-        "| case | variant | median ms (p25-p75) | GB/s | % copy | % same-size copy | vs eager | vs compile | vs nn | "
-        "fastest rounds: vs eager / vs compile / vs nn | targets |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case | variant | median ms (p25-p75) | GB/s | % copy | % same-size copy | "
+        + " | ".join(f"vs {t}" for t in titles) + " | fastest rounds: " + " / ".join(f"vs {t}" for t in titles)
+        + " | targets |",
+        "|---|---|---|---|---|---|" + "---|" * len(titles) + "---|---|",
     ]
+    blanks = " |" * (len(titles) + 5)
     for r in rows:
         case = f"{r['op']} {r['mode']} {r['shape_str']} {r['layout']}" + ("" if r["device"] == "cpu" else
                                                                           f" ({r['device']})")
         if r["status"] != "ok":
-            lines.append(f"| {case} | {r['variant']} | {r['status']}: {r.get('reason', '')} | | | | | | | | |")
+            lines.append(f"| {case} | {r['variant']} | {r['status']}: {r.get('reason', '')} |{blanks}")
             continue
         marks = ", ".join(f"{'met' if ok else 'MISSED'}: {_short(name)}" for name, ok in r.get("targets", {}).items())
+        keys = ["speedup_" + v.replace("-", "_") for v, _ in BASELINES]
         lines.append(
             f"| {case} | {r['variant']} | {r['median_ms']:.3f} ({r['p25_ms']:.3f}-{r['p75_ms']:.3f}) | "
             f"{r['gbs']:.1f} | {r['pct_copy']:.0f}% | {_f(r.get('pct_same_size_copy'), '.0f', '%')} | "
-            f"{_f(r.get('speedup_eager'), '.2f', 'x')} | {_f(r.get('speedup_compile'), '.2f', 'x')} | "
-            f"{_f(r.get('speedup_nn'), '.2f', 'x')} | {_f(r.get('speedup_eager_best'), '.2f', 'x')} / "
-            f"{_f(r.get('speedup_compile_best'), '.2f', 'x')} / {_f(r.get('speedup_nn_best'), '.2f', 'x')} | {marks} |"
+            + " | ".join(_f(r.get(k), ".2f", "x") for k in keys) + " | "
+            + " / ".join(_f(r.get(k + "_best"), ".2f", "x") for k in keys) + f" | {marks} |"
         )
     return lines
 
@@ -140,9 +146,11 @@ def render_markdown(report: dict) -> str:
              "processes disturb less. GB/s counts the bytes an "
              "ideal kernel must move (forward: read x + write y; forward+backward: 5 tensor passes); % copy is that "
              "rate over the large `copy_` bandwidth, % same-size copy over a `copy_` of a tensor of the case's size.",
-             "eager is the reference composition (`use_backend(\"reference\")`); nn is PyTorch's own "
-             "F.instance_norm + F.leaky_relu (what nn.InstanceNorm2d + nn.LeakyReLU run; instance_norm_act only).",
-             "", "### Targets (CPU, fused vs eager / torch.compile / nn)", "", *targets_table(report["targets"]), "",
+             "eager is the reference composition (`use_backend(\"reference\")`) and compile its torch.compile; nn is "
+             "PyTorch's own F.instance_norm + F.leaky_relu (what nn.InstanceNorm2d + nn.LeakyReLU run) and "
+             "nn-compile its torch.compile (instance_norm_act only).",
+             "", "### Targets (CPU, fused vs eager / torch.compile / nn / torch.compile(nn))", "",
+             *targets_table(report["targets"]), "",
              "### Ops", "", *ops_table(report["ops"]), ""]
     if report["models"]:
         parts += ["### Models (one inference batch / one training step)", "",
@@ -183,7 +191,7 @@ def write_chart(report: dict, path: str | os.PathLike) -> Path:
     for ax, (op, mode, device) in zip(axes[:, 0], panels):
         sel = [r for r in rows if (r["op"], r["mode"], r["device"]) == (op, mode, device)]
         cases = list(dict.fromkeys(_label(r) for r in sel))
-        variants = [v for v in ("fused", "compile", "eager", "nn") if any(r["variant"] == v for r in sel)]
+        variants = [v for v in ("fused", "compile", "eager", "nn", "nn-compile") if any(r["variant"] == v for r in sel)]
         width = 0.8 / max(1, len(variants))
         for j, v in enumerate(variants):
             vals = {_label(r): r["speedup_eager"] for r in sel if r["variant"] == v}

@@ -79,14 +79,16 @@ def run_op_case(case: OpCase, cfg: Config, copy: dict, same_size_copy: dict | No
 
 
 def _add_speedups(rows: list[dict]) -> None:
-    """speedup_eager / speedup_compile / speedup_nn = baseline median / this median, within one case (and *_best:
-    ratio of the fastest rounds, a cross-check that is less sensitive to other processes on a shared machine)."""
+    """speedup_<baseline> (eager, compile, nn, nn_compile) = baseline median / this median, within one case (and
+    *_best: ratio of the fastest rounds, a cross-check that is less sensitive to other processes on a shared
+    machine)."""
     med = {r["variant"]: r["median_ms"] for r in rows if r["status"] == "ok"}
     best = {r["variant"]: r["min_ms"] for r in rows if r["status"] == "ok" and "min_ms" in r}
     for r in rows:
         if r["status"] != "ok":
             continue
-        for base, key in (("eager", "speedup_eager"), ("compile", "speedup_compile"), ("nn", "speedup_nn")):
+        for base in ("eager", "compile", "nn", "nn-compile"):
+            key = "speedup_" + base.replace("-", "_")
             if base in med:
                 r[key] = med[base] / r["median_ms"]
             if base in best and r["variant"] in best:

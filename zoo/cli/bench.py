@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     p.add_argument("--no-nn", action="store_true",
                    help="skip the nn variant (PyTorch's F.instance_norm + F.leaky_relu, instance_norm_act only)")
+    p.add_argument("--no-nn-compile", action="store_true", help="skip the torch.compile variant of nn")
     p.add_argument("--no-models", action="store_true", help="skip the model-level benchmark")
     p.add_argument("--no-steady-alloc", action="store_true",
                    help="let glibc return large freed buffers to the OS (outputs then page-fault on every call)")
@@ -56,7 +57,7 @@ def canonical_command(args: argparse.Namespace) -> str:
                       else str(getattr(args, flag))]
     for shape in args.shape or []:
         parts += ["--shape", shape]
-    for flag in ("no_fused", "no_compile", "no_nn", "no_models", "no_steady_alloc"):
+    for flag in ("no_fused", "no_compile", "no_nn", "no_nn_compile", "no_models", "no_steady_alloc"):
         if getattr(args, flag):
             parts.append("--" + flag.replace("_", "-"))
     for flag in ("json", "markdown", "chart"):
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         shapes = [parse_shape(s) for s in args.shape] if args.shape else None
         cfg = Config(quick=args.quick, rounds=args.rounds, shapes=shapes, only=args.only,
-                     variants=tuple(v for v in VARIANTS if not getattr(args, f"no_{v}", False)),
+                     variants=tuple(v for v in VARIANTS if not getattr(args, "no_" + v.replace("-", "_"), False)),
                      models=not args.no_models, steady_alloc=not args.no_steady_alloc, threads=args.threads,
                      model_budget_s=args.model_budget,
                      command=canonical_command(args))
