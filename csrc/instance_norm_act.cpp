@@ -39,17 +39,9 @@ constexpr int64_t kMinRows = 16;  // rows per part at least
 
 #define ZOO_INLINE __attribute__((always_inline)) inline
 
-// Mean and rstd of a plane from shifted sums around `pivot`.
-inline void finish_stats(double s, double ss, double pivot, double inv_n, double eps, double& mean, double& rstd) {
-  const double m = s * inv_n;
-  double var = ss * inv_n - m * m;
-  var = var < 0 ? 0 : var;  // keeps NaN (a NaN compares false)
-  mean = pivot + m;
-  rstd = 1.0 / std::sqrt(var + eps);
-}
-
-// finish_stats of n planes (or channels) at once, as a loop the compiler vectorises: a square root and a division
-// per plane cost more than summing a plane of a few dozen elements, and vectorised they cost a fraction of that.
+// Mean and rstd of n planes (or channels) from their shifted sums around `pivot`, as a loop the compiler vectorises:
+// a square root and a division per plane cost more than summing a plane of a few dozen elements, and vectorised
+// they cost a fraction of that.
 template <typename T>
 ZOO_INLINE void finish_stats_n(const double* __restrict__ s, const double* __restrict__ ss,
                                const T* __restrict__ pivot, int64_t n, double inv_n, double eps, T* __restrict__ mean,
@@ -57,7 +49,7 @@ ZOO_INLINE void finish_stats_n(const double* __restrict__ s, const double* __res
   for (int64_t i = 0; i < n; ++i) {
     const double m = s[i] * inv_n;
     double var = ss[i] * inv_n - m * m;
-    var = var < 0 ? 0 : var;
+    var = var < 0 ? 0 : var;  // keeps NaN (a NaN compares false)
     mean[i] = static_cast<T>(static_cast<double>(pivot[i]) + m);
     rstd[i] = static_cast<T>(1.0 / std::sqrt(var + eps));
   }
@@ -433,21 +425,19 @@ void forward_planes(const scalar_t* x, scalar_t* out, at::opmath_type<scalar_t>*
         scalar_t* op = out + p * M;
         const int64_t c = p % C;
         const T pivot = static_cast<T>(xp[0]);
-        double s = 0, ss = 0, mean, rstd;
+        double s = 0, ss = 0;
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
           to_float(xp + i, len, xb.data());
           plane_sums(xb.data(), len, pivot, s, ss);
         }
-        finish_stats(s, ss, pivot, inv_M, eps, mean, rstd);
-        mean_out[p] = static_cast<T>(mean);
-        rstd_out[p] = static_cast<T>(rstd);
-        const T a = static_cast<T>(rstd) * (w ? static_cast<T>(w[c]) : T(1));
+        finish_stats_n<T>(&s, &ss, &pivot, 1, inv_M, eps, mean_out + p, rstd_out + p);
+        const T a = rstd_out[p] * (w ? static_cast<T>(w[c]) : T(1));
         const T bb = b ? static_cast<T>(b[c]) : T(0);
         for (int64_t i = 0; i < M; i += kChunk) {
           const int64_t len = std::min(kChunk, M - i);
           to_float(xp + i, len, xb.data());
-          plane_apply(xb.data(), ob.data(), len, static_cast<T>(mean), a, bb, static_cast<T>(slope));
+          plane_apply(xb.data(), ob.data(), len, mean_out[p], a, bb, static_cast<T>(slope));
           from_float(ob.data(), len, op + i);
         }
       }
