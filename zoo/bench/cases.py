@@ -25,6 +25,13 @@ VARIANTS = ("fused", "eager", "compile", "nn", "nn-compile")
 OP_VARIANTS = {"nn": ("instance_norm_act",), "nn-compile": ("instance_norm_act",)}
 #: The variants that run torch.compile (seconds of compilation each).
 COMPILED = ("compile", "nn-compile")
+#: The variants every row is compared with, each in its own speedup column (`speedup_key`).
+BASELINES = ("eager", "compile", "nn", "nn-compile")
+
+
+def speedup_key(baseline: str) -> str:
+    """The report column of the speedup over `baseline`: speedup_eager, ..., speedup_nn_compile."""
+    return "speedup_" + baseline.replace("-", "_")
 SHAPES: tuple[tuple[int, int, int, int], ...] = (
     (1, 64, 256, 256),
     (1, 128, 128, 128),

@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from zoo.bench.cases import MODES, OPS
+from zoo.bench.cases import BASELINES, MODES, OPS, speedup_key
 from zoo.bench.targets import evaluate
 from zoo.errors import DataError
 from zoo.io import atomic_write
@@ -14,8 +14,6 @@ SCHEMA = "zoo-bench/1"
 REQUIRED_KEYS = ("schema", "machine", "bandwidth", "ops", "models")
 COLORS = {"fused": "tab:green", "compile": "tab:blue", "eager": "tab:gray", "nn": "tab:orange",
           "nn-compile": "tab:purple"}
-#: The baselines each row is compared with: (variant, column title).
-BASELINES = (("eager", "eager"), ("compile", "compile"), ("nn", "nn"), ("nn-compile", "nn-compile"))
 
 
 def write_json(report: dict, path: str | os.PathLike) -> Path:
@@ -84,14 +82,14 @@ def _was_busy(report: dict) -> bool:
 
 def ops_table(rows: list[dict]) -> list[str]:
     """Markdown table of the op rows: one line per case and variant, the variants of a case together."""
-    titles = [t for _, t in BASELINES]
     lines = [
         "| case | variant | median ms (p25-p75) | GB/s | % copy | % same-size copy | "
-        + " | ".join(f"vs {t}" for t in titles) + " | fastest rounds: " + " / ".join(f"vs {t}" for t in titles)
+        + " | ".join(f"vs {b}" for b in BASELINES) + " | fastest rounds: " + " / ".join(f"vs {b}" for b in BASELINES)
         + " | targets |",
-        "|---|---|---|---|---|---|" + "---|" * len(titles) + "---|---|",
+        "|---|---|---|---|---|---|" + "---|" * len(BASELINES) + "---|---|",
     ]
-    blanks = " |" * (len(titles) + 5)
+    keys = [speedup_key(b) for b in BASELINES]
+    blanks = " |" * (len(BASELINES) + 5)
     for r in rows:
         case = f"{r['op']} {r['mode']} {r['shape_str']} {r['layout']}" + ("" if r["device"] == "cpu" else
                                                                           f" ({r['device']})")
@@ -99,7 +97,6 @@ def ops_table(rows: list[dict]) -> list[str]:
             lines.append(f"| {case} | {r['variant']} | {r['status']}: {r.get('reason', '')} |{blanks}")
             continue
         marks = ", ".join(f"{'met' if ok else 'MISSED'}: {_short(name)}" for name, ok in r.get("targets", {}).items())
-        keys = ["speedup_" + v.replace("-", "_") for v, _ in BASELINES]
         lines.append(
             f"| {case} | {r['variant']} | {r['median_ms']:.3f} ({r['p25_ms']:.3f}-{r['p75_ms']:.3f}) | "
             f"{r['gbs']:.1f} | {r['pct_copy']:.0f}% | {_f(r.get('pct_same_size_copy'), '.0f', '%')} | "

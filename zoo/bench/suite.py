@@ -10,7 +10,8 @@ from typing import Callable
 import torch
 
 from zoo.bench import bandwidth, machine
-from zoo.bench.cases import VARIANTS, CaseInputs, OpCase, fused_unavailable_reason, make_variants, op_cases
+from zoo.bench.cases import (BASELINES, VARIANTS, CaseInputs, OpCase, fused_unavailable_reason, make_variants,
+                             op_cases, speedup_key)
 from zoo.bench.models import KINDS, bench_model, smallest_per_task, trainable_models
 from zoo.bench.report import SCHEMA
 from zoo.bench.targets import evaluate, row_checks
@@ -79,7 +80,7 @@ def run_op_case(case: OpCase, cfg: Config, copy: dict, same_size_copy: dict | No
 
 
 def _add_speedups(rows: list[dict]) -> None:
-    """speedup_<baseline> (eager, compile, nn, nn_compile) = baseline median / this median, within one case (and
+    """speedup_key(baseline) = baseline median / this median for each of BASELINES, within one case (and
     *_best: ratio of the fastest rounds, a cross-check that is less sensitive to other processes on a shared
     machine)."""
     med = {r["variant"]: r["median_ms"] for r in rows if r["status"] == "ok"}
@@ -87,8 +88,8 @@ def _add_speedups(rows: list[dict]) -> None:
     for r in rows:
         if r["status"] != "ok":
             continue
-        for base in ("eager", "compile", "nn", "nn-compile"):
-            key = "speedup_" + base.replace("-", "_")
+        for base in BASELINES:
+            key = speedup_key(base)
             if base in med:
                 r[key] = med[base] / r["median_ms"]
             if base in best and r["variant"] in best:
